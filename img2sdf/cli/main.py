@@ -1,0 +1,51 @@
+"""Entry point: ``img2sdf <command> ...``.
+
+Each command lives in its own module exposing ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``. Modules import heavy libraries (torch, transformers) inside ``run`` so that
+``img2sdf --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import UserError
+
+# command name -> module under img2sdf.cli (order = order in --help)
+COMMANDS: dict[str, str] = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="img2sdf",
+        description="Image-conditioned 3-D shape generation: prepare data, fit DeepSDF, train a latent DiT, "
+        "generate and evaluate.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        print(f"img2sdf {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"img2sdf {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: surface metrics, the cosine-ranking diagnostic, reports."""

@@ -1,0 +1,1 @@
+"""Generation: mesh extraction from an SDF decoder, latent fitting, image → mesh."""
