@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= runs/demo
 
-.PHONY: venv test lint demo bench clean-demo
+.PHONY: venv test lint demo bench bench-deps clean-demo
 
 # The CPU torch wheel is installed first and pinned, so nothing can pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -28,6 +28,14 @@ demo: $(STAMP)
 	$(BIN)/img2sdf prepare $(DEMO)/data --source synthetic --n 32 --workers 2
 	$(BIN)/img2sdf preview $(DEMO)/data -o $(DEMO)/data/preview.png
 	@echo "demo: contact sheet at $(DEMO)/data/preview.png"
+
+# Benchmarks compare against the paper's own tools (mesh-to-sdf, pyrender on OSMesa) in the same run.
+bench-deps: $(STAMP)
+	dpkg -s libosmesa6 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libosmesa6)
+	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt
+
+bench: bench-deps
+	for b in benchmarks/bench_*.py; do PYOPENGL_PLATFORM=osmesa $(PY) $$b || exit 1; done
 
 clean-demo:
 	rm -rf $(DEMO)
