@@ -123,7 +123,7 @@ class LatentDiT(nn.Module):
         feats = (features.float() - self.feature_mean) / self.feature_std
         pose = self.pose(poses.float() if poses is not None else None, pose_known, shape=(b, k))
         tokens = self.view_in(torch.cat([feats, pose], dim=-1))  # [B, K, d]
-        if drop_cond is not None and drop_cond.any():
+        if drop_cond is not None:
             # a dropped condition is the single null view token
             first = torch.zeros(k, dtype=torch.bool, device=features.device)
             first[0] = True

@@ -1,0 +1,60 @@
+"""Train the image-conditioned latent DiT (paper §6.1) on a prepared, encoded store and an auto-decoder run.
+
+Example: ``img2sdf train-dit DATA --decoder RUN --out DITRUN --preset tiny``. Multi-process:
+``torchrun --nproc_per_node 2 -m img2sdf.cli.main train-dit ...`` (DDP; global batch = batch × processes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "train the latent DiT: encoded views + poses → auto-decoder latents (paper §6)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("data", type=Path, help="prepared data folder (after `img2sdf encode`)")
+    parser.add_argument("--decoder", type=Path, required=True, help="auto-decoder run folder (`img2sdf fit`)")
+    parser.add_argument("--out", type=Path, required=True, help="DiT run folder to create (or resume)")
+    parser.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or paper (§6.1)")
+    parser.add_argument("--encoder", default=None,
+                        help="image-encoder features to train on (default: the offline default encoder, or "
+                        "the only one encoded in DATA)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set lr=1e-4 --set model.layers=2 (repeatable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def resolve_encoder(data: Path, name: str | None) -> str:
+    """The encoder whose features to use: the one named, else the default, else the only one cached."""
+    from ..data.store import ShapeStore
+    from ..encoders import DEFAULT_ENCODER
+    from ..errors import UserError
+
+    store = ShapeStore(data)
+    if name:
+        return name
+    if store.features_path(DEFAULT_ENCODER).is_file():
+        return DEFAULT_ENCODER
+    cached = sorted(p.stem for p in (store.root / "features").glob("*.json"))
+    if len(cached) == 1:
+        return cached[0]
+    raise UserError(f"{data}/features: {'no' if not cached else 'several'} encoded feature sets "
+                    f"({', '.join(cached) or 'none'}); run `img2sdf encode {data}` or pass --encoder")
+
+
+def run(args) -> int:
+    from ..train.train_dit import load_training_pairs, resolve_config, train_dit
+
+    overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
+    cfg = resolve_config(args.preset, overrides)
+    encoder = resolve_encoder(args.data, args.encoder)
+    pairs = load_training_pairs(args.data, args.decoder, encoder)
+    provenance = {"preset": args.preset, "data": str(args.data.resolve()),
+                  "decoder_run": str(args.decoder.resolve()), "encoder": encoder}
+    train_dit(pairs, cfg, args.out, provenance=provenance, resume=args.resume, progress=not args.no_progress)
+    print(f"train-dit: {len(pairs.obj_idx)} shapes, {cfg.steps} steps → {args.out}/dit.safetensors "
+          f"(log {args.out}/log.csv, curve {args.out}/loss.png)")
+    return 0

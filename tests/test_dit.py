@@ -1,0 +1,106 @@
+"""Latent DiT (paper §6.1): size, pose embedding, recall of its training latents, exact resume."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from img2sdf.errors import UserError
+from img2sdf.models.diffusion import GaussianDiffusion
+from img2sdf.models.dit import DIT_PRESETS, LatentDiT, count_parameters
+from img2sdf.models.pose import POSE_DIM, PoseEmbedding, sinusoidal_pose
+from img2sdf.train.checkpoint import list_checkpoints
+from img2sdf.train.train_dit import TRAIN_PRESETS, PairedViews, load_dit_run, train_dit
+
+
+def test_paper_preset_parameter_count():
+    model = LatentDiT(dataclasses.replace(DIT_PRESETS["paper"], feature_dim=768))
+    n = count_parameters(model)
+    assert n == 11_558_144  # "~10 M" in §6.1: d_model 384, 4 layers, 6 heads, MLP ratio 2, AdaLN-Zero
+    assert (model.cfg.d_model, model.cfg.layers, model.cfg.heads) == (384, 4, 6)
+
+
+def _camera(direction, distance):
+    pose = torch.eye(4)
+    pose[:3, 3] = torch.nn.functional.normalize(torch.tensor(direction, dtype=torch.float32), dim=0)
+    pose[:3, 3] *= distance
+    return pose
+
+
+def test_pose_embedding_and_null_token():
+    a, b = _camera([0, 0, 1], 2.5), _camera([1, 0, 0], 2.5)
+    emb = sinusoidal_pose(torch.stack([a, b, a]))
+    assert emb.shape == (3, POSE_DIM)
+    assert torch.allclose(emb[0], emb[2]) and not torch.allclose(emb[0], emb[1], atol=0.1)
+    assert torch.all(emb.abs() <= 1)
+    # the embedding depends on the camera position only, not on roll about the viewing axis
+    rolled = a.clone()
+    rolled[:3, :3] = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    assert torch.allclose(sinusoidal_pose(rolled), emb[0])
+
+    pe = PoseEmbedding()
+    poses = torch.stack([a, b])[None]  # [1, 2, 4, 4]
+    out = pe(poses, known=torch.tensor([[True, False]]))
+    assert torch.allclose(out[0, 0], emb[0]) and torch.equal(out[0, 1], pe.null.detach())
+    assert torch.equal(pe(None, shape=(2, 3)), pe.null.detach().expand(2, 3, POSE_DIM))
+    out.sum().backward()  # the null token is learned
+    assert pe.null.grad is not None and pe.null.grad.abs().sum() > 0
+
+
+def _pairs(n=16, v=12, d=32, seed=0):
+    """Latents and per-view features that carry them (a fixed random projection plus view noise)."""
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn(n, 64, generator=g) * 0.3
+    features = (latents @ torch.randn(64, d, generator=g))[:, None] + 0.3 * torch.randn(n, v, d, generator=g)
+    poses = torch.eye(4).repeat(n, v, 1, 1)
+    poses[..., :3, 3] = torch.nn.functional.normalize(torch.randn(n, v, 3, generator=g), dim=-1) * 2.5
+    return PairedViews(latents, features.half(), poses, list(range(n)))
+
+
+def _cfg(steps, **kw):
+    model = dataclasses.replace(DIT_PRESETS["tiny"], d_model=64, heads=4)
+    return dataclasses.replace(TRAIN_PRESETS["tiny"], model=model, steps=steps, batch_size=16,
+                               warmup_steps=20, **kw)
+
+
+def test_tiny_dit_recalls_its_training_latents(tmp_path):
+    torch.set_num_threads(1)
+    pairs = _pairs()
+    model = train_dit(pairs, _cfg(300, ckpt_every=10**9), tmp_path / "run", progress=False)
+    diffusion = GaussianDiffusion(500)
+    n = len(pairs.obj_idx)
+    for views, poses in ((pairs.features[:, :1], pairs.poses[:, :1]), (pairs.features[:, 3:7], None)):
+        x = diffusion.ddim_sample(model.denoiser(views.float(), poses), (n, 64), steps=20,
+                                  generator=torch.Generator().manual_seed(1))
+        z = model.unstandardise(x)
+        cos = torch.nn.functional.cosine_similarity(z[:, None], pairs.latents[None], dim=-1)
+        assert cos.diag().mean() > 0.9
+        assert torch.equal(cos.argmax(1), torch.arange(n))  # top-1 is the true latent for every shape
+    run = load_dit_run(tmp_path / "run")
+    assert torch.equal(run.model.latent_mean, pairs.latents.mean(0))
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 0
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss") and len(rows) == 1 + 300 // 25
+    first, last = float(rows[1].split(",")[2]), float(rows[-1].split(",")[2])
+    assert last < 0.3 * first  # EMA of the loss went down
+
+
+def test_resume_is_exact(tmp_path):
+    torch.set_num_threads(1)
+    pairs = _pairs(n=6, v=4)
+    cfg = _cfg(20, ckpt_every=10, log_every=5, pose_dropout=0.3)
+    ref = train_dit(pairs, cfg, tmp_path / "a", progress=False).state_dict()
+    train_dit(pairs, cfg, tmp_path / "b", progress=False)
+    last = list_checkpoints(tmp_path / "b")[-1]  # "kill" after step 10: drop everything later
+    last.with_suffix(".safetensors").unlink()
+    last.unlink()
+    (tmp_path / "b" / "dit.safetensors").unlink()
+    with pytest.raises(UserError, match="--resume"):
+        train_dit(pairs, cfg, tmp_path / "b", progress=False)
+    with pytest.raises(UserError, match="different config"):
+        train_dit(pairs, dataclasses.replace(cfg, lr=1.0), tmp_path / "b", resume=True, progress=False)
+    resumed = train_dit(pairs, cfg, tmp_path / "b", resume=True, progress=False).state_dict()
+    for key, value in ref.items():
+        assert torch.equal(value, resumed[key]), key
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [5, 10, 15, 20]  # the log keeps the rows before the kill, none twice
