@@ -104,3 +104,35 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(value, resumed[key]), key
     steps = [int(r.split(",")[0]) for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
     assert steps == [5, 10, 15, 20]  # the log keeps the rows before the kill, none twice
+
+
+def _ddp_worker(rank, world, port, out, cfg):
+    import os
+
+    from img2sdf.train import distributed
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        train_dit(_pairs(n=8, v=4), cfg, out, progress=False)
+    finally:
+        distributed.cleanup()
+
+
+def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _cfg(8, ckpt_every=10**9, pose_dropout=0.3)
+    mp.spawn(_ddp_worker, args=(2, port, tmp_path / "ddp", dataclasses.replace(cfg, batch_size=8)), nprocs=2)
+    single = train_dit(_pairs(n=8, v=4), dataclasses.replace(cfg, batch_size=16), tmp_path / "one",
+                       progress=False).state_dict()
+    ddp = load_dit_run(tmp_path / "ddp").model.state_dict()
+    for key, value in single.items():
+        assert torch.allclose(value, ddp[key], atol=1e-5), key
+    assert not torch.equal(single["latent_out.weight"], torch.zeros_like(single["latent_out.weight"]))

@@ -46,11 +46,16 @@ class GaussianDiffusion:
         return torch.randint(0, self.timesteps, (batch,), generator=generator)
 
     def training_loss(
-        self, predict_x0: Denoiser, x0: torch.Tensor, generator: torch.Generator | None = None
+        self, predict_x0: Denoiser, x0: torch.Tensor, generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ℒ = E ‖x_0 − f(x_t, t, c)‖² with t ~ U{0..T-1}, ε ~ N(0, I)  (eq. 4); mean over batch and dims."""
-        t = self.sample_timesteps(x0.shape[0], generator).to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        """ℒ = E ‖x_0 − f(x_t, t, c)‖² with t ~ U{0..T-1}, ε ~ N(0, I)  (eq. 4); mean over batch and dims.
+        ``t`` and ``noise`` are drawn here unless given (DDP ranks pass their slice of a global draw)."""
+        if t is None:
+            t = self.sample_timesteps(x0.shape[0], generator)
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        t, noise = t.to(x0.device), noise.to(x0.device)
         return (predict_x0(self.q_sample(x0, t, noise), t) - x0).pow(2).mean()
 
     def ddim_timesteps(self, steps: int) -> list[int]:

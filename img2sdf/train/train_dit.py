@@ -81,17 +81,26 @@ def lr_at(cfg: DiTTrainConfig, step: int) -> float:
 
 
 def dit_loss(model, diffusion: GaussianDiffusion, pairs: PairedViews, cfg: DiTTrainConfig,
-             gen: torch.Generator) -> torch.Tensor:
-    """One batch of eq. 4 with view sampling, pose dropout (→ null token) and cfg dropout."""
+             gen: torch.Generator, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """One batch of eq. 4 with view sampling, pose dropout (→ null token) and cfg dropout.
+
+    Every rank draws the same global batch of ``batch_size × world`` from the same generator and keeps its
+    own slice, so a DDP run sees exactly the batches of one process with the global batch size.
+    """
     net = model.module if hasattr(model, "module") else model
     device = net.latent_mean.device
-    rows, feats, poses, mask = pairs.sample_batch(cfg.batch_size, cfg.min_views, cfg.max_views, gen)
+    rows, feats, poses, mask = pairs.sample_batch(cfg.batch_size * world, cfg.min_views, cfg.max_views, gen)
     pose_known = torch.rand(mask.shape, generator=gen) >= cfg.pose_dropout
     # always a tensor (all False when cfg dropout is off) so the null view stays in the graph, as DDP needs
     drop = torch.rand(mask.shape[0], generator=gen) < cfg.cfg_dropout
-    feats, poses, mask, pose_known, drop = (t.to(device) for t in (feats, poses, mask, pose_known, drop))
-    x0 = net.standardise(pairs.latents[rows].to(device))
-    return diffusion.training_loss(lambda x, t: model(x, t, feats, poses, mask, pose_known, drop), x0, gen)
+    t = diffusion.sample_timesteps(mask.shape[0], gen)
+    noise = torch.randn(mask.shape[0], pairs.latents.shape[1], generator=gen)
+    mine = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
+    feats, poses, mask, pose_known, drop, t, noise = (
+        x[mine].to(device) for x in (feats, poses, mask, pose_known, drop, t, noise))
+    x0 = net.standardise(pairs.latents[rows[mine]].to(device))
+    return diffusion.training_loss(lambda x, tt: model(x, tt, feats, poses, mask, pose_known, drop), x0,
+                                   t=t, noise=noise)
 
 
 def train_dit(
@@ -104,8 +113,8 @@ def train_dit(
 ) -> LatentDiT:
     """Train (or resume) a DiT run in ``out``; returns the trained model (eval mode).
 
-    Under ``torchrun`` each rank draws its own batches (seed + rank) and DDP averages the gradients, so
-    the global batch is ``batch_size × world_size``.
+    Under ``torchrun`` ``batch_size`` is per process: the global batch is ``batch_size × world_size``, each
+    rank computes its slice and DDP averages the gradients.
     """
     from tqdm import tqdm
 
@@ -133,15 +142,13 @@ def train_dit(
     model.set_statistics(pairs.latents, pairs.features.reshape(-1, pairs.features.shape[-1]).float())
     model.to(dist_info.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    gen = torch.Generator().manual_seed(cfg.seed)  # the same on every rank (see dit_loss)
     diffusion = GaussianDiffusion(cfg.timesteps)
     step, ema = 0, None
     ckpt = load_checkpoint(out) if resume else None
     if ckpt is not None:
         meta = restore(ckpt, {"dit": model}, {"adamw": opt}, {"data": gen})
         step, ema = ckpt.step, meta.get("loss_ema")
-        if world > 1:  # each rank has its own batch stream; the saved one is rank 0's
-            gen.manual_seed(cfg.seed * 1000 + rank + step)
     log_rows = _read_log(out / "log.csv", step) if is_main else []
     ddp_model = distributed.wrap_ddp(model, dist_info)
 
@@ -152,7 +159,7 @@ def train_dit(
     while step < cfg.steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
-        loss = dit_loss(ddp_model, diffusion, pairs, cfg, gen)
+        loss = dit_loss(ddp_model, diffusion, pairs, cfg, gen, rank, world)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
