@@ -16,6 +16,7 @@ from ..errors import UserError
 # command name -> module under img2sdf.cli (order = order in --help)
 COMMANDS: dict[str, str] = {
     "prepare": "prepare",
+    "fit": "fit",
     "train-dit": "train_dit",
 }
 
