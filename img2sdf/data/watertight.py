@@ -93,22 +93,65 @@ def remesh(mesh: trimesh.Trimesh, resolution: int = 128, offset_voxels: float = 
     V, F = _f64(mesh.vertices), _i64(mesh.faces)
     h = grid_spacing(resolution)
     axis = -1.0 - _PAD * h + h * np.arange(resolution)
-    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
     level = offset_voxels * h
     band = level + 1.5 * h  # every grid edge that crosses the level has both ends inside the band
-    # With both bounds set libigl prunes its tree search and returns NaN beyond the band: ~10x faster.
-    fwn = igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER
-    field = igl.signed_distance(grid, V, F, sign_type=fwn, lower_bound=-band, upper_bound=band)[0]
-    far = np.isnan(field)
-    field[far] = band * _far_signs(V, F, grid, far.reshape((resolution,) * 3))
-    volume = field.reshape((resolution,) * 3).astype(np.float32)
+    dist = np.full(resolution**3, np.nan)
+    near = _band_candidates(V, F, axis, band)
+    # Both bounds let libigl prune its tree search (NaN beyond the band). Unsigned here: the winding
+    # number is ~3x dearer than the distance next to the surface, so it is evaluated only where needed.
+    unsigned = igl.SIGNED_DISTANCE_TYPE_UNSIGNED
+    dist[near] = igl.signed_distance(_grid_points(axis, near), V, F, sign_type=unsigned,
+                                     lower_bound=0.0, upper_bound=band)[0]
+    signs = _signs(V, F, axis, dist, max(level, 0.55 * h))
+    volume = (signs * np.fmin(dist, band)).reshape((resolution,) * 3).astype(np.float32)
     if volume.min() >= level:
         raise ShapeError("encloses no volume (an open or flat surface with no inside)")
     verts, faces, _, _ = measure.marching_cubes(volume, level=level, spacing=(h, h, h))
     out = trimesh.Trimesh(verts + axis[0], faces, process=True)
     if out.volume < 0:
         out.invert()
-    return out
+    return _decimate(out)
+
+
+def _decimate(mesh: trimesh.Trimesh, reduction: float = 0.5) -> trimesh.Trimesh:
+    """Halve the marching-cubes output, which has ~2 triangles per surface voxel even on flat parts.
+
+    Quadric decimation by 50 % moved SDF values by < 1e-4 on the benchmark mesh and halves the SDF stage's
+    cost; if it ever breaks watertightness, the full mesh is kept.
+    """
+    import fast_simplification
+
+    v, f = fast_simplification.simplify(mesh.vertices, mesh.faces, target_reduction=reduction)
+    out = trimesh.Trimesh(v, f, process=True)
+    return out if out.is_watertight and out.is_winding_consistent and out.volume > 0 else mesh
+
+
+def _band_candidates(V: np.ndarray, F: np.ndarray, axis: np.ndarray, band: float, factor: int = 4
+                     ) -> np.ndarray:
+    """Flat indices of the fine grid vertices that may lie within ``band`` of the surface.
+
+    A coarse grid (every ``factor``-th vertex) is queried with the band widened by the largest distance
+    from a fine vertex to its nearest coarse vertex; the fine vertices around coarse hits are the candidates.
+    This skips ~90 % of the fine grid, exactly (no sampling of the surface).
+    """
+    n = len(axis)
+    h = axis[1] - axis[0]
+    coarse_idx = np.arange(0, n + factor - 1, factor).clip(max=n - 1)
+    reach = band + np.sqrt(3) * factor * h / 2
+    coarse = np.stack(np.meshgrid(*(axis[coarse_idx],) * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    d = igl.signed_distance(coarse, V, F, sign_type=igl.SIGNED_DISTANCE_TYPE_UNSIGNED,
+                            lower_bound=0.0, upper_bound=reach)[0]
+    hit = ~np.isnan(d).reshape((len(coarse_idx),) * 3)
+    # Fine vertex i belongs to the coarse vertex round(i / factor).
+    owner = np.minimum((np.arange(n) + factor // 2) // factor, len(coarse_idx) - 1)
+    mask = hit[np.ix_(owner, owner, owner)]
+    return np.flatnonzero(mask)
+
+
+def _grid_points(axis: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    n = len(axis)
+    i, j, k = np.unravel_index(flat, (n, n, n))
+    return np.stack([axis[i], axis[j], axis[k]], axis=-1)
 
 
 def make_watertight(mesh: trimesh.Trimesh, cfg: WatertightConfig = WatertightConfig()) -> tuple[
@@ -130,32 +173,34 @@ def make_watertight(mesh: trimesh.Trimesh, cfg: WatertightConfig = WatertightCon
     return out, transform, info
 
 
-def _far_signs(V: np.ndarray, F: np.ndarray, grid: np.ndarray, far: np.ndarray, votes: int = 16
-               ) -> np.ndarray:
-    """+1/-1 for the voxels outside the narrow band.
+def _signs(V: np.ndarray, F: np.ndarray, axis: np.ndarray, dist: np.ndarray, tau: float, votes: int = 16
+           ) -> np.ndarray:
+    """Inside (-1) / outside (+1) for every grid vertex, from the generalised winding number.
 
-    The band separates space into regions that are wholly inside or outside, so 16 winding-number votes
-    per connected region suffice. A region with split votes leaks through a hole wider than the band; only
-    its voxels get a winding number each.
+    Vertices closer than ``tau`` (> h/2) to the surface get their own winding number. The others form
+    regions that no grid edge links across the surface (an edge that crosses it has an end within h/2), so
+    each region is wholly inside or outside and 16 votes decide it. A region with split votes leaks
+    through a hole in the input; only its vertices get a winding number each.
     """
-    labels, _ = ndimage.label(far)
-    flat = np.flatnonzero(far)
+    n = len(axis)
+    signs = np.ones(n**3)
+    close = np.flatnonzero(dist < tau)
+    signs[close] = np.where(igl.fast_winding_number(V, F, _grid_points(axis, close)) > 0.5, -1.0, 1.0)
+    labels, _ = ndimage.label(~(dist < tau).reshape((n,) * 3))
+    flat = np.flatnonzero(labels)
     lab = labels.reshape(-1)[flat]
     perm = np.random.default_rng(0).permutation(len(flat))
     order = perm[np.argsort(lab[perm], kind="stable")]
     sorted_lab = lab[order]
     rank = np.arange(len(order)) - np.searchsorted(sorted_lab, sorted_lab, side="left")
     pick = order[rank < votes]
-    inside = igl.fast_winding_number(V, F, grid[flat[pick]]) > 0.5
+    inside = igl.fast_winding_number(V, F, _grid_points(axis, flat[pick])) > 0.5
     n_in = np.bincount(lab[pick], weights=inside, minlength=labels.max() + 1)
     n_all = np.bincount(lab[pick], minlength=labels.max() + 1)
-    region_inside = n_in * 2 > n_all
-    signs = np.where(region_inside[lab], -1.0, 1.0)
-    mixed = (n_in > 0) & (n_in < n_all)
-    leaky = mixed[lab]
-    if leaky.any():
-        w = igl.fast_winding_number(V, F, grid[flat[leaky]])
-        signs[leaky] = np.where(w > 0.5, -1.0, 1.0)
+    signs[flat] = np.where(n_in[lab] * 2 > n_all[lab], -1.0, 1.0)
+    leaky = flat[((n_in > 0) & (n_in < n_all))[lab]]
+    if len(leaky):
+        signs[leaky] = np.where(igl.fast_winding_number(V, F, _grid_points(axis, leaky)) > 0.5, -1.0, 1.0)
     return signs
 
 
