@@ -68,7 +68,8 @@ def fitted(tmp_path_factory):
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("fit")
-    build_store(root / "data", [("sphere", "train"), ("box", "train"), ("torus", "train")])
+    build_store(root / "data", [("sphere", "train"), ("box", "train"), ("torus", "train"),
+                                ("small_sphere", "test")])
     fit(root / "data", root / "run", tiny_config(epochs=400, ckpt_every=200), progress=False)
     return root
 
@@ -132,3 +133,50 @@ def test_fit_errors(tmp_path):
     with pytest.raises(UserError, match="no field 'hiden'"):
         make_config("tiny", ["decoder.hiden=3"])
     assert main(["fit", str(tmp_path / "data"), "--out", str(tmp_path / "r2"), "--resume"]) == 2
+
+
+def test_reconstruct_held_out_beats_mean_latent(fitted):
+    from img2sdf.eval.decoder_eval import sdf_l1
+    from img2sdf.generate.reconstruct import reconstruct_latent
+    from img2sdf.models.decoder import load_decoder_run
+
+    run = load_decoder_run(fitted / "run")
+    pts, sdf = ShapeStore(run.data_root).load_sdf(3)  # the held-out small sphere
+    z = reconstruct_latent(run.decoder, pts, sdf, steps=200, n_points=2048)
+    fitted_err = sdf_l1(run.decoder, z, pts, sdf, 0.1)
+    mean_err = sdf_l1(run.decoder, run.latents.mean(0), pts, sdf, 0.1)
+    assert fitted_err < 0.5 * mean_err, (fitted_err, mean_err)
+    assert all(p.requires_grad is False for p in run.decoder.parameters())  # left frozen as loaded
+
+
+def test_cli_mesh_reconstruct_eval(fitted, tmp_path):
+    import json
+
+    import trimesh
+
+    from img2sdf.cli.main import main
+
+    run = fitted / "run"
+    box_glb = tmp_path / "box.glb"
+    assert main(["mesh", str(run), "--shape", "1", "-o", str(box_glb), "--resolution", "64"]) == 0
+    box = trimesh.load(box_glb, force="mesh")
+    assert np.allclose(box.bounds[1], (0.5, 0.35, 0.25), atol=0.03)
+    assert main(["mesh", str(run), "--all", "--resolution", "64"]) == 0
+    assert sorted(p.name for p in (run / "meshes").iterdir()) == [f"obj_000{i}.ply" for i in range(3)]
+    npz = fitted / "data" / "shapes" / "obj_0003.npz"
+    assert main(["reconstruct", str(run), str(npz), "-o", str(tmp_path / "r.ply"), "--steps", "100",
+                 "--resolution", "64"]) == 0
+    assert trimesh.load(tmp_path / "r.ply").is_watertight
+
+    assert main(["eval", str(run), "--points", "5000", "--reconstruct-steps", "100", "--resolution", "64",
+                 "--pictures", "2"]) == 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["protocol"]["chamfer_l1"].startswith("0.5 * (mean")
+    assert [s["n"] for s in metrics["splits"].values()] == [3, 1]
+    assert metrics["splits"]["train"]["mean"]["chamfer_l1"] < 0.02
+    html = (run / "report.html").read_text()
+    assert html.count("<img") == 1 + 2 + 1 and (run / "report.md").is_file()
+
+    assert main(["mesh", str(run), "--shape", "3", "-o", str(tmp_path / "x.ply")]) == 2  # held-out, no latent
+    assert main(["mesh", str(tmp_path / "nothing"), "--all"]) == 2
+    assert main(["reconstruct", str(run), str(tmp_path / "missing.obj"), "-o", str(tmp_path / "y.ply")]) == 2

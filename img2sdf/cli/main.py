@@ -17,7 +17,11 @@ from ..errors import UserError
 COMMANDS: dict[str, str] = {
     "prepare": "prepare",
     "fit": "fit",
+    "mesh": "mesh",
+    "reconstruct": "reconstruct",
+    "eval": "eval",
     "train-dit": "train_dit",
+    "encode": "encode",
 }
 
 
