@@ -1,0 +1,46 @@
+"""Encode every rendered view of a prepared store into the feature cache (paper §2.3).
+
+Writes DATA/features/NAME.npy (float16 [N_shapes, V, D]), NAME.poses.npy and NAME.json. Resumable: rerun
+the same command after an interruption. DINOv2 weights come from --weights DIR or the local Hugging Face
+cache; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+HELP = "encode rendered views into the per-view feature cache (DINOv2 or an offline encoder)"
+
+
+def add_arguments(parser) -> None:
+    from ..encoders import DEFAULT_ENCODER, available
+
+    parser.add_argument("data", help="prepared data folder (with renders/)")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, choices=available(),
+                        help="image encoder; the default needs no downloaded weights")
+    parser.add_argument("--weights", default=None,
+                        help="folder with DINOv2 weights (config.json + model.safetensors), e.g. from "
+                             "`hf download facebook/dinov2-base --local-dir DIR`; default: the HF cache")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
+    parser.add_argument("--device", default="cpu", help="torch device for neural encoders (cpu, cuda, ...)")
+
+
+def run(args) -> int:
+    import time
+
+    from ..data.store import ShapeStore
+    from ..encoders import get_encoder
+    from ..encoders.cache import encode_store
+    from ..errors import UserError
+    from ..io import read_json
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    store = ShapeStore(args.data)
+    store.load_manifest()  # fail early on a folder that is not a prepared store
+    encoder = get_encoder(args.encoder, weights=args.weights, device=args.device)
+    start = time.perf_counter()
+    encode_store(store, encoder, batch_size=args.batch_size)
+    meta = read_json(store.features_meta_path(encoder.name))
+    print(f"{store.features_path(encoder.name)}: {meta['n_filled']} of {meta['n_shapes']} shapes x "
+          f"{meta['views']} views x {meta['dim']} dims ({len(meta['failed'])} failed) "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0

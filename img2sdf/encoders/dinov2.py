@@ -1,0 +1,90 @@
+"""DINOv2 encoders (paper §2.3: DINOv2-base/14 CLS token, 768-d, per rendered view).
+
+Weights are never downloaded here: they come from ``--weights DIR`` (a ``save_pretrained`` folder or a
+Hugging Face snapshot) or from the local Hugging Face cache. With neither, construction fails at once with
+a message saying how to fetch them on a connected machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .base import ImageEncoder, register
+
+HUB_IDS = {
+    "dinov2-small": "facebook/dinov2-small",
+    "dinov2-base": "facebook/dinov2-base",
+    "dinov2-large": "facebook/dinov2-large",
+}
+# The model's own preprocessing (facebook/dinov2-* preprocessor_config.json): bicubic resize of the short
+# side to 256, centre crop 224, ImageNet mean/std.
+RESIZE_SHORT = 256
+CROP = 224
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resolve_weights(name: str, weights: str | None) -> Path:
+    """The local folder holding ``config.json`` and the weights of DINOv2 ``name``; UserError if absent."""
+    hub_id = HUB_IDS[name]
+    if weights is not None:
+        path = Path(weights)
+        if not (path / "config.json").is_file():
+            raise UserError(f"--weights {path}: no config.json there; point it at a folder made by "
+                            f"`hf download {hub_id} --local-dir DIR` or `save_pretrained`")
+        return path
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(hub_id, local_files_only=True))
+    except LocalEntryNotFoundError as e:
+        raise UserError(
+            f"--encoder {name}: weights of {hub_id} are not in the Hugging Face cache and no --weights was "
+            f"given (nothing is downloaded here); on a connected machine run `hf download {hub_id} "
+            f"--local-dir DIR`, copy DIR here and pass --weights DIR"
+        ) from e
+
+
+class Dinov2Encoder(ImageEncoder):
+    """CLS token (``last_hidden_state[:, 0]``) of ``transformers.Dinov2Model``."""
+
+    def __init__(self, name: str, weights: str | None = None, device: str = "cpu"):
+        import torch
+        from transformers import Dinov2Model
+
+        source = resolve_weights(name, weights)
+        self.name = name
+        self.device = torch.device(device)
+        self.model = Dinov2Model.from_pretrained(source, local_files_only=True).eval().to(self.device)
+        self.dim = int(self.model.config.hidden_size)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    def preprocess(self, images: np.ndarray):
+        """uint8 [B, H, W, 3] → normalised float [B, 3, 224, 224] as the model was trained."""
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        h, w = x.shape[-2:]
+        scale = RESIZE_SHORT / min(h, w)
+        size = (round(h * scale), round(w * scale))
+        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        top, left = (size[0] - CROP) // 2, (size[1] - CROP) // 2
+        x = x[..., top:top + CROP, left:left + CROP]
+        return (x - self.mean) / self.std
+
+    def _encode_batch(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(pixel_values=self.preprocess(images))
+        return out.last_hidden_state[:, 0].float().cpu().numpy()
+
+
+for _name in HUB_IDS:
+    register(_name, lambda weights=None, device="cpu", _n=_name: Dinov2Encoder(_n, weights, device))
