@@ -84,3 +84,32 @@ def test_render_shape_writes_pngs_then_cameras_json(tmp_path):
     im = np.asarray(Image.open(out / "view_03.png"))
     assert im.shape == (40, 40, 4)
     np.testing.assert_array_equal(im, render_views(store.load_mesh(0), c2w[3:4], 40)[0])
+
+
+def test_thumbnail_frames_any_mesh_and_contact_sheet_lays_out_a_grid(tmp_path):
+    from img2sdf.eval.gallery import contact_sheet, thumbnail
+
+    far_big = trimesh.creation.icosphere(subdivisions=3, radius=5.0)
+    far_big.apply_translation([30.0, -4.0, 7.0])  # not normalised: the thumbnail frames it anyway
+    thumb = thumbnail(far_big, size=64)
+    assert thumb.shape == (64, 64, 3) and thumb.dtype == np.uint8
+    assert iou(thumb.max(-1) > 0, disc_mask(64, 1.0, 2.5)) > 0.95
+    assert not thumbnail(trimesh.Trimesh(), size=32).any()
+    sheet = contact_sheet([thumb] * 5, [f"shape {k}" for k in range(5)], cols=3)
+    cell_h = (sheet.size[1]) // 2
+    assert sheet.size[0] == 3 * 64 and cell_h > 64  # 2 rows, each tile plus a caption strip
+    caption = np.asarray(sheet)[64:cell_h, :64]
+    assert (caption.max(-1) > 200).any()  # the label is drawn
+
+
+def test_preview_cli_writes_a_labelled_sheet(tmp_path):
+    from img2sdf.cli.main import main
+
+    store = ShapeStore(tmp_path / "data")
+    store.save_manifest(Manifest([ShapeEntry(0, "u0", "ball", "train", "test", status="ok"),
+                                  ShapeEntry(1, "u1", "cup", "ood", "test", status="failed", reason="open")]))
+    write_mesh(store.mesh_path(0), trimesh.creation.icosphere(subdivisions=2, radius=0.9))
+    out = tmp_path / "preview.png"
+    assert main(["preview", str(store.root), "-o", str(out), "--size", "48"]) == 0
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape[1] == 2 * 48 and sheet[:48, :48].max() > 0 and sheet[:48, 48:].max() < 30

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "train-dit": "train_dit",
     "encode": "encode",
+    "preview": "preview",
 }
 
 
