@@ -103,7 +103,7 @@ def grid_to_mesh(grid: SDFGrid, keep: str = "largest") -> trimesh.Trimesh:
     if not lo < 0 < hi:
         raise UserError(f"the SDF has no zero crossing in [-{grid.bound}, {grid.bound}]³ (min {lo:.4f}, "
                         f"max {hi:.4f}): this latent does not decode to a surface")
-    padded = np.pad(grid.values, 1, constant_values=max(hi, grid.spacing))
+    padded = np.pad(grid.values, 1, constant_values=1e6)  # caps the surface on the bounding box itself
     h = grid.spacing
     verts, faces, _, _ = marching_cubes(padded, level=0.0, spacing=(h, h, h))
     # with spacing > 0 and values rising outward, scikit-image's winding already gives outward normals
