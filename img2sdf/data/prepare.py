@@ -228,7 +228,7 @@ def _stage_sdf(store: ShapeStore, entry: ShapeEntry, task: ShapeTask) -> None:
 
     mesh = store.load_mesh(task.obj_idx)
     seed = zlib.crc32(f"{task.cfg.seed}:{entry.uid}".encode())  # per shape, independent of shard and order
-    points, sdf = sample_sdf(mesh, task.cfg.points, seed=seed)
+    points, sdf = sample_sdf(mesh, task.cfg.points, seed=seed, solid=True)  # make_watertight's output
     write_npz(store.sdf_path(task.obj_idx), points=points, sdf=sdf)
     entry.extra["sdf"] = {"points": len(points), "seed": seed,
                           "inside_fraction": round(float((sdf < 0).mean()), 4)}

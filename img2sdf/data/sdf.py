@@ -4,9 +4,10 @@ Half of the points are near the surface: uniform surface samples plus isotropic 
 them with sigma 0.0025 and half with sigma 0.025 (normalised units; the unit bounding sphere has radius 1).
 The small sigma resolves the zero level set, the large one the band DeepSDF clamps at 0.1. The other half
 are uniform in [-1, 1]^3. Distances are exact point-to-triangle distances (libigl AABB tree). Signs come
-from the angle-weighted pseudonormal of the closest feature, exact on closed, consistently oriented meshes
-(what make_watertight returns) and free with the distance; any other mesh gets the fast generalised
-winding number, robust to holes and overlaps but 3x dearer next to the surface.
+from the fast generalised winding number, right even on holed or overlapping meshes; for a mesh known to
+bound a solid without internal faces (``solid=True``: what make_watertight returns) the angle-weighted
+pseudonormal of the closest feature is exact too and free with the distance, which saves ~40 % of the
+time. (trimesh's is_watertight is not enough: overlapping closed parts pass it and get ~2 % wrong signs.)
 Points are shuffled, so any prefix is an unbiased subsample.
 """
 
@@ -19,10 +20,9 @@ import trimesh
 NEAR_SIGMAS = (0.0025, 0.025)
 
 
-def signed_distance(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
+def signed_distance(mesh: trimesh.Trimesh, points: np.ndarray, solid: bool = False) -> np.ndarray:
     """Exact distance to the surface, negative inside (float64 [N])."""
-    closed = mesh.is_watertight and mesh.is_winding_consistent
-    sign = igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL if closed else igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER
+    sign = igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL if solid else igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER
     return igl.signed_distance(
         np.ascontiguousarray(points, dtype=np.float64),
         np.ascontiguousarray(mesh.vertices, dtype=np.float64),
@@ -45,8 +45,9 @@ def sample_points(mesh: trimesh.Trimesh, n_points: int = 200_000, near_fraction:
 
 
 def sample_sdf(mesh: trimesh.Trimesh, n_points: int = 200_000, near_fraction: float = 0.5,
-               sigmas: tuple[float, ...] = NEAR_SIGMAS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Return (points float32 [N, 3], sdf float32 [N]) for a normalised watertight mesh."""
+               sigmas: tuple[float, ...] = NEAR_SIGMAS, seed: int = 0, solid: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Return (points float32 [N, 3], sdf float32 [N]) for a normalised mesh (see ``signed_distance``)."""
     points = sample_points(mesh, n_points, near_fraction, sigmas, seed)
-    sdf = signed_distance(mesh, points)
+    sdf = signed_distance(mesh, points, solid)
     return points.astype(np.float32), sdf.astype(np.float32)
