@@ -13,7 +13,10 @@ import trimesh
 
 from img2sdf.cli.main import main
 from img2sdf.data import analytic
+from img2sdf.data.prepare import PrepareConfig, ShapeTask, _run_pool, process_shape
+from img2sdf.data.sources import FolderSource
 from img2sdf.data.store import Manifest, ShapeStore
+from img2sdf.data.watertight import WatertightConfig
 from img2sdf.io import read_json
 
 FAST = ["--points", "3000", "--grid", "64", "--workers", "1", "--views", "2", "--resolution", "32"]
@@ -152,3 +155,24 @@ def test_shards_assemble_one_complete_manifest(tmp_path):
     for i in range(4):
         assert np.array_equal(a.load_sdf(i)[1], b.load_sdf(i)[1])
     assert main(["prepare", str(whole), "--source", "folder", "--input", str(inp), "--shard", "2/2"]) == 2
+
+
+def _die_on_shape_1(task):
+    """Stands in for a shape that segfaults its worker (module level: spawned workers import it)."""
+    if task.obj_idx == 1:
+        os._exit(11)
+    return process_shape(task)
+
+
+def test_a_shape_that_kills_its_worker_is_failed_and_the_rest_finish(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    _good_folder(inp)
+    store = ShapeStore(out)
+    cfg = PrepareConfig(stages=("watertight",), watertight=WatertightConfig(resolution=48))
+    records = FolderSource(inp).records()
+    tasks = [ShapeTask(str(out), i, rec, cfg) for i, rec in enumerate(records)]
+    reported = []
+    _run_pool(store, tasks, 2, reported.append, work=_die_on_shape_1)
+    assert sorted(e.obj_idx for e in reported) == [0, 1, 2, 3]
+    assert [e.status for e in sorted(reported, key=lambda e: e.obj_idx)] == ["ok", "failed", "ok", "ok"]
+    assert "worker process died twice" in read_json(out / "status" / "obj_0001.json")["reason"]

@@ -264,7 +264,8 @@ def _run(store: ShapeStore, tasks: list[ShapeTask], workers: int) -> None:
     bar.close()
 
 
-def _run_pool(store: ShapeStore, tasks: list[ShapeTask], workers: int, report) -> None:
+def _run_pool(store: ShapeStore, tasks: list[ShapeTask], workers: int, report, work=process_shape) -> None:
+    """Run ``work`` over the tasks in ``workers`` spawned processes, surviving workers that die."""
     queue, suspects, strikes, n = list(reversed(tasks)), [], {}, workers
     while queue or suspects:
         spawn = get_context("spawn")  # fork would copy the parent's BLAS thread pools
@@ -274,7 +275,7 @@ def _run_pool(store: ShapeStore, tasks: list[ShapeTask], workers: int, report) -
                 while queue or suspects or running:
                     while (suspects or queue) and len(running) < _capacity(running, suspects, strikes, n):
                         source = suspects or queue
-                        running[pool.submit(process_shape, source[-1])] = source[-1]
+                        running[pool.submit(work, source[-1])] = source[-1]
                         source.pop()  # only after a successful submit: a broken pool must not lose it
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in done:
