@@ -167,8 +167,10 @@ def make_watertight(mesh: trimesh.Trimesh, cfg: WatertightConfig = WatertightCon
     mesh, transform = normalise(mesh)
     faces_in = len(mesh.faces)
     # As given first: merging coincident vertices can glue parts that touch along an edge (non-manifold).
-    merged = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
-    clean = next((m for m in (mesh, merged) if len(m.faces) and is_clean_solid(m)), None)
+    clean = mesh if is_clean_solid(mesh) else None
+    if clean is None:  # files often duplicate vertices along seams (UVs, normals): merged, they may be clean
+        merged = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
+        clean = merged if len(merged.faces) and is_clean_solid(merged) else None
     if clean is not None:
         out, method = clean, "kept"
     else:
