@@ -168,7 +168,7 @@ def make_watertight(mesh: trimesh.Trimesh, cfg: WatertightConfig = WatertightCon
     faces_in = len(mesh.faces)
     # As given first: merging coincident vertices can glue parts that touch along an edge (non-manifold).
     clean = mesh if is_clean_solid(mesh) else None
-    if clean is None:  # files often duplicate vertices along seams (UVs, normals): merged, they may be clean
+    if clean is None and not mesh.is_watertight:  # seams with duplicated vertices (UVs, normals): merge
         merged = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
         clean = merged if len(merged.faces) and is_clean_solid(merged) else None
     if clean is not None:
