@@ -57,7 +57,7 @@ def tiny_config(**changes):
     from img2sdf.train.fit import make_config
 
     overrides = ["decoder.hidden=64", "decoder.layers=4", "decoder.skip_layer=2", "shapes_per_step=2",
-                 "points_per_shape=1024", "epochs=100", "ckpt_every=25"]
+                 "points_per_shape=1024", "epochs=100", "ckpt_every=25", "threads=1"]
     return make_config("tiny", overrides + [f"{k}={v}" for k, v in changes.items()])
 
 
