@@ -49,6 +49,19 @@ def test_batched_form_equals_flat_form():
     assert not torch.allclose(dec(z[:1].expand(3, -1), pts), batched)
 
 
+def test_forward_is_the_concat_mlp_of_section_5_2():
+    """The per-shape latent shortcut equals the textbook f(concat(z, γ(p))) with the skip re-injection."""
+    torch.manual_seed(1)
+    cfg = DecoderConfig(hidden=48, layers=5, skip_layer=3)
+    dec = SDFDecoder(cfg)
+    z, pts = torch.randn(4, 64), torch.rand(4, 9, 3) * 2 - 1
+    inp = torch.cat([z[:, None].expand(-1, 9, -1), positional_encoding(pts, cfg.pe_bands)], dim=-1)
+    x = inp
+    for i, layer in enumerate(dec.hidden):
+        x = torch.relu(layer(torch.cat([x, inp], -1) if i == cfg.skip_layer else x))
+    assert torch.allclose(dec(z, pts), dec.out(x).squeeze(-1), atol=1e-5)
+
+
 def test_bad_config_and_missing_run(tmp_path):
     with pytest.raises(UserError, match="skip_layer"):
         SDFDecoder(DecoderConfig(layers=4, skip_layer=4))

@@ -54,20 +54,32 @@ class SDFDecoder(nn.Module):
         self.config = config
         self.in_dim = config.latent_dim + 3 + 6 * config.pe_bands
         dims_in = [self.in_dim] + [config.hidden] * (config.layers - 1)
-        dims_in[config.skip_layer] += self.in_dim  # the skip concatenates the input to the hidden state
+        dims_in[config.skip_layer] += self.in_dim  # the skip feeds concat(hidden, z, γ(p))
         self.hidden = nn.ModuleList(nn.Linear(d, config.hidden) for d in dims_in)
         self.out = nn.Linear(config.hidden, 1)
 
     def forward(self, latents: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        if points.dim() == 3:  # batched form: one latent per row of points
-            latents = latents[:, None, :].expand(-1, points.shape[1], -1)
-        x = torch.cat([latents, positional_encoding(points, self.config.pe_bands)], dim=-1)
-        inp = x
+        pe = positional_encoding(points, self.config.pe_bands)  # [B, 39] or [B, P, 39]
+        x = None
         for i, layer in enumerate(self.hidden):
-            if i == self.config.skip_layer:
-                x = torch.cat([x, inp], dim=-1)
-            x = torch.relu(layer(x))
+            if i == 0 or i == self.config.skip_layer:
+                x = self._input_layer(layer, x, latents, pe)
+            else:
+                x = layer(x)
+            x = torch.relu(x)
         return self.out(x).squeeze(-1)
+
+    def _input_layer(self, layer: nn.Linear, x: torch.Tensor | None, z: torch.Tensor,
+                     pe: torch.Tensor) -> torch.Tensor:
+        """layer(concat(x, z, γ(p))) without materialising z for every point: the latent's share of the
+        product is computed once per shape and broadcast over its points (same result, fewer FLOPs)."""
+        w = layer.weight
+        h = 0 if x is None else x.shape[-1]
+        d = z.shape[-1]
+        z_part = torch.nn.functional.linear(z, w[:, h:h + d])  # [B, H]
+        out = torch.nn.functional.linear(pe, w[:, h + d:], layer.bias)
+        out = out + (z_part[:, None, :] if pe.dim() == 3 else z_part)
+        return out if x is None else out + torch.nn.functional.linear(x, w[:, :h])
 
 
 def count_parameters(module: nn.Module) -> int:
