@@ -91,6 +91,16 @@ def test_exit_status_when_nothing_succeeds(tmp_path):
     assert _prepare(tmp_path / "out", tmp_path / "in", "--stages", "watertight") == 1
 
 
+def test_a_later_stage_without_its_mesh_waits_instead_of_failing(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    _good_folder(inp)
+    assert _prepare(out, inp, "--stages", "sdf") == 1  # nothing could run
+    shapes = ShapeStore(out).load_manifest().shapes
+    assert {(s.status, s.reason) for s in shapes} == {("pending", "sdf: needs the watertight stage first")}
+    assert _prepare(out, inp, "--stages", "watertight,sdf") == 0
+    assert {(s.status, s.reason) for s in ShapeStore(out).load_manifest().shapes} == {("ok", "")}
+
+
 def test_resume_recomputes_only_what_an_interruption_left_unfinished(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     _good_folder(inp)

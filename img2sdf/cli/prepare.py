@@ -67,6 +67,8 @@ def run(args) -> int:
     manifest, mine = prepare(args.out, make_source(args), cfg)
     n_ok = sum(s.status == "ok" for s in mine)
     n_failed = sum(s.status == "failed" for s in mine)
-    print(f"prepare: {n_ok} ok, {n_failed} failed of {len(mine)} shapes in shard {args.shard} "
-          f"({manifest.to_json()['n_ok']} ok of {len(manifest.shapes)} in {args.out}/manifest.json)")
+    n_pending = len(mine) - n_ok - n_failed
+    total = f"{manifest.to_json()['n_ok']} ok of {len(manifest.shapes)} in {args.out}/manifest.json"
+    print(f"prepare: {n_ok} ok, {n_failed} failed, {n_pending} pending of {len(mine)} shapes in shard "
+          f"{args.shard} ({total})")
     return 1 if n_ok == 0 or (args.strict and n_failed) else 0

@@ -113,6 +113,11 @@ def process_shape(task: ShapeTask) -> ShapeEntry:
     for stage in task.cfg.stages:
         if not rerun and _stage_done(store, entry, stage):
             continue
+        if stage != STAGES[0] and not _stage_done(store, entry, STAGES[0]):
+            # Not a failure of the shape: it stays pending until the watertight stage has run.
+            entry.reason = f"{stage}: needs the {STAGES[0]} stage first"
+            write_json(status_path(store, task.obj_idx), dataclasses.asdict(entry))
+            return entry
         rerun = True
         for later in STAGES[STAGES.index(stage):]:
             entry.timings.pop(later, None)
@@ -125,7 +130,7 @@ def process_shape(task: ShapeTask) -> ShapeEntry:
             write_json(status_path(store, task.obj_idx), dataclasses.asdict(entry))
             return entry
         entry.timings[stage] = round(time.perf_counter() - t0, 3)
-        entry.status = "ok"
+        entry.status, entry.reason = "ok", ""
         write_json(status_path(store, task.obj_idx), dataclasses.asdict(entry))
     return entry
 
@@ -247,10 +252,10 @@ def _run(store: ShapeStore, tasks: list[ShapeTask], workers: int) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="prepare", unit="shape", dynamic_ncols=True)
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "pending": 0}
 
     def report(entry: ShapeEntry) -> None:
-        counts["ok" if entry.status == "ok" else "failed"] += 1
+        counts[entry.status] += 1
         if entry.status == "failed":
             _log(store, f"{entry.name} {entry.uid}: failed: {entry.reason}", echo=bar.write)
         bar.set_postfix(counts)
