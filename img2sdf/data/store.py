@@ -40,7 +40,8 @@ class ShapeEntry:
     status: str = "pending"  # pending | ok | failed
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
-    transform: dict = field(default_factory=dict)  # {"center": [3], "scale": s}: normalised = (v - center) * s
+    # {"center": [3], "scale": s}: normalised = (v - center) * s
+    transform: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @property
