@@ -126,3 +126,19 @@ def test_synthetic_source_lists_train_test_and_ood_shapes():
     mesh = load_shape(records[0])
     assert mesh.is_watertight and mesh.volume > 0
     assert [r.uid for r in SyntheticSource(16).records()] == [r.uid for r in records]
+
+
+def test_prepare_from_objaverse_lvis_end_to_end(tmp_path, offline):
+    from img2sdf.cli.main import main
+    from img2sdf.data.store import ShapeStore
+
+    annotations = {"mug": ["u1", "u2"], "chair": ["u4"]}
+    _objaverse_cache(tmp_path / "cache", annotations, {"u1": analytic.sphere_mesh(0.5, 2)})
+    out = tmp_path / "out"
+    rc = main(["prepare", str(out), "--source", "objaverse-lvis", "--download-dir", str(tmp_path / "cache"),
+               "--categories", "mug", "--stages", "watertight,sdf", "--points", "2000", "--workers", "1"])
+    assert rc == 0
+    shapes = {s.uid: s for s in ShapeStore(out).load_manifest().shapes}
+    assert set(shapes) == {"u1", "u2"} and shapes["u1"].status == "ok" and shapes["u1"].category == "mug"
+    assert shapes["u1"].source.endswith("u1.glb")
+    assert shapes["u2"].status == "failed" and "download failed" in shapes["u2"].reason
