@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UserError
 
-FRAME_FRACTION = 0.62  # median larger bbox side / image side of the 64 training views (synthetic catalog)
+FRAME_FRACTION = 0.80  # median larger bbox side / image side over training renders (select_encoder.py: 0.799)
 MAX_PIXELS = 64_000_000  # refuse larger images before decoding them (a 20000² image is 400 Mpx)
 MAX_MPX = MAX_PIXELS // 10**6
 MIN_SIDE = 8

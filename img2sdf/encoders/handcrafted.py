@@ -5,12 +5,12 @@ nearest-neighbour category retrieval of held-out synthetic views (``benchmarks/s
 winner is :data:`img2sdf.encoders.DEFAULT_ENCODER`. All are deterministic and run at thousands of images
 per minute on one CPU core.
 
-* ``hog``        multi-scale histograms of oriented gradients (4×4 and 8×8 cells, 9 unsigned bins).
+* ``hog``        multi-scale histograms of oriented gradients (1, 2×2, 4×4, 8×8 cells, 9 unsigned bins).
 * ``silhouette`` the object mask centred and scaled to its own size: a 16×16 occupancy grid plus a polar
   occupancy histogram (8 radii × 16 angles) around the mask centroid.
 * ``shading``    foreground intensity and colour histograms plus a global gradient-orientation histogram.
 * ``randconv``   a fixed-seed random convolutional network (3 layers, ReLU) with pyramid average pooling.
-* ``hog+silhouette``  both blocks, each L2-normalised, concatenated.
+* ``hog+shading``, ``hog+silhouette``, ``hog+silhouette+shading``  blocks L2-normalised, concatenated.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _histograms(idx: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, weights.reshape(-1), minlength=b * n).reshape(b, n).astype(np.float32)
 
 
-def hog_features(gray: np.ndarray, grids=(4, 8), bins: int = 9) -> np.ndarray:
+def hog_features(gray: np.ndarray, grids=(1, 2, 4, 8), bins: int = 9) -> np.ndarray:
     """Multi-scale HOG [B, bins * sum(g²)]: per cell, magnitude-weighted unsigned orientation histograms,
     soft-binned between the two nearest bins, each cell L2-normalised then clipped at 0.2 (Dalal-Triggs)."""
     gy, gx = np.gradient(gray, axis=(1, 2))
@@ -169,6 +169,7 @@ for _name, _blocks in {
     "hog": ("hog",),
     "silhouette": ("silhouette",),
     "shading": ("shading",),
+    "hog+shading": ("hog", "shading"),
     "hog+silhouette": ("hog", "silhouette"),
     "hog+silhouette+shading": ("hog", "silhouette", "shading"),
 }.items():
