@@ -49,6 +49,8 @@ def read_splits(path: Path | None) -> dict[str, str]:
         splits = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f'{path}: not readable JSON ({e}); expected {{"key or category": "split"}}') from e
+    if not isinstance(splits, dict):
+        raise UserError(f'{path}: expected a JSON object {{"key or category": "split"}}')
     bad = {k: v for k, v in splits.items() if v not in SPLITS}
     if bad:
         raise UserError(f"{path}: unknown split(s) {bad}; use one of {', '.join(SPLITS)}")
