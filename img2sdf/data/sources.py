@@ -151,7 +151,7 @@ class ObjaverseLVISSource:
 
         self.objaverse = objaverse
         if download_dir is not None:
-            # The package keeps its cache root in module globals; this is the documented way to move it.
+            # The package has no setting for its cache root: its functions read these module globals.
             objaverse.BASE_PATH = str(Path(download_dir).expanduser())
             objaverse._VERSIONED_PATH = str(Path(objaverse.BASE_PATH) / "hf-objaverse-v1")
         self.categories = categories
@@ -183,16 +183,21 @@ class ObjaverseLVISSource:
         """Download (or find in the cache) each object. Returns (records with local paths, uid -> reason)."""
         from tqdm import tqdm
 
-        out, failed = [], {}
-        for rec in tqdm(records, desc="objaverse download", unit="obj", disable=len(records) < 2):
-            try:
-                path = self.objaverse.load_objects([rec.uid], download_processes=1).get(rec.uid)
-            except (OSError, urllib.error.URLError) as e:
-                path, failed[rec.uid] = None, f"download failed ({_one_line(e)})"
-            if path is None:
-                failed.setdefault(rec.uid, "not in the Objaverse object list")
-            out.append(dataclasses.replace(rec, source=path) if path else rec)
-        return out, failed
+        # One call for all (each call re-reads the 800k-entry object list); if any download fails, the
+        # package gives up on the whole call, so then each object is fetched alone to name the failures.
+        try:
+            paths = self.objaverse.load_objects([r.uid for r in records]) if records else {}
+            errors = {}
+        except (OSError, urllib.error.URLError):
+            paths, errors = {}, {}
+            for rec in tqdm(records, desc="objaverse download", unit="obj"):
+                try:
+                    paths.update(self.objaverse.load_objects([rec.uid]))
+                except (OSError, urllib.error.URLError) as e:
+                    errors[rec.uid] = f"download failed ({_one_line(e)})"
+        missing = [r.uid for r in records if r.uid not in paths]
+        failed = {uid: errors.get(uid, "not in the Objaverse object list") for uid in missing}
+        return [dataclasses.replace(r, source=paths[r.uid]) if r.uid in paths else r for r in records], failed
 
     def _split(self, uid: str, category: str) -> str:
         return self.splits.get(uid) or self.splits.get(category) or hash_split(uid, self.test_fraction)
