@@ -107,6 +107,9 @@ def test_objaverse_lvis_through_the_package_on_a_local_cache(tmp_path, offline):
             assert len(load_shape(rec).faces) == len(files[rec.uid].faces)
         else:  # listed but not cached: the package tries to download it and fails offline
             assert "download failed" in failed[rec.uid] and "offline" in failed[rec.uid]
+    cached = [r for r in records if r.uid in files]
+    fetched, failed = source.fetch(cached)  # all cached: the one-call path
+    assert not failed and all(r.source.endswith(f"{r.uid}.glb") for r in fetched)
     with pytest.raises(UserError, match="not LVIS categories: dragon"):
         ObjaverseLVISSource(["dragon"], download_dir=tmp_path).records()
 
