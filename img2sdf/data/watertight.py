@@ -122,8 +122,8 @@ def remesh(mesh: trimesh.Trimesh, resolution: int = 128, offset_voxels: float = 
 def _decimate(mesh: trimesh.Trimesh, reduction: float = 0.5) -> trimesh.Trimesh:
     """Halve the marching-cubes output, which has ~2 triangles per surface voxel even on flat parts.
 
-    Quadric decimation by 50 % moved SDF values by < 1e-4 on the benchmark mesh and halves the SDF stage's
-    cost; if it ever breaks watertightness, the full mesh is kept.
+    Quadric decimation by 50 % changed the mean SDF error on the benchmark mesh by < 1e-4 and cut the SDF
+    stage's time by a quarter; if it breaks watertightness (70 % did), the full mesh is kept.
     """
     import fast_simplification
 
