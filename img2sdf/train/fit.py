@@ -46,6 +46,7 @@ class FitConfig:
     points_per_shape: int = 8192  # §5.2: 8,192 random points per shape per step
     lr_decoder: float = 5e-4  # §5.2
     lr_latent: float = 1e-3  # §5.2: latents need a higher LR to escape their initialisation
+    lr_final_scale: float = 1.0  # cosine decay of both LRs to this fraction at the last step (1 = constant)
     clamp_delta: float = 0.1  # eq. (5): δ
     latent_reg: float = 1e-5  # eq. (5): weight of the latent-norm regulariser
     latent_init_std: float = 0.01  # §5.2: zᵢ ~ N(0, 0.01²)
@@ -59,8 +60,10 @@ class FitConfig:
 
 FIT_PRESETS: dict[str, FitConfig] = {
     # CPU: 64 synthetic shapes in a few minutes; more, smaller steps than the paper (README for timings).
+    # Short runs: 3x the paper's LRs with a cosine decay reach a 2x lower loss in 300 steps (README).
     "tiny": FitConfig(preset="tiny", decoder=DECODER_PRESETS["tiny"], epochs=150, shapes_per_step=8,
-                      points_per_shape=2048, ckpt_every=200),
+                      points_per_shape=2048, lr_decoder=1.5e-3, lr_latent=3e-3, lr_final_scale=0.1,
+                      ckpt_every=200),
     # §5.3 initial pilot: 256 × 4, 800 epochs.
     "pilot": FitConfig(preset="pilot", decoder=DECODER_PRESETS["pilot"], epochs=800),
     # §5.2: 512 × 8, 1500 epochs.
@@ -112,6 +115,11 @@ def epoch_order(n_shapes: int, batch: int, seed: int, epoch: int) -> torch.Tenso
     perm = torch.randperm(n_shapes, generator=g)
     steps = math.ceil(n_shapes / batch)
     return perm.repeat(math.ceil(steps * batch / n_shapes))[: steps * batch]
+
+
+def lr_scale(step: int, total: int, final: float) -> float:
+    """Cosine from 1 at step 0 to ``final`` at ``total`` (a pure function of the step: resume stays exact)."""
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * step / max(total, 1)))
 
 
 def fit(data_root: str | Path, out: str | Path, config: FitConfig | None = None, resume: bool = False,
@@ -203,6 +211,9 @@ def _train(data_root: Path, out: Path, config: FitConfig, obj_idx: list[int], re
         loss = sdf_l1 + config.latent_reg * latent_sq
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        scale = lr_scale(step, total, config.lr_final_scale)
+        for group, base in zip(opt.param_groups, (config.lr_decoder, config.lr_latent), strict=True):
+            group["lr"] = base * scale
         opt.step()
         step += 1
         bar.update(1)
