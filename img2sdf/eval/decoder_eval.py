@@ -35,6 +35,7 @@ class EvalConfig:
     sdf_points: int = 32_768  # SDF samples per shape for the SDF L1
     max_shapes: int = 0  # per split; 0 = all
     reconstruct_steps: int = 300
+    reconstruct_points: int = 2048  # SDF samples per latent-fit step
     pictures: int = 12  # thumbnails per split, worst first
     thumb_size: int = 160
     seed: int = 0
@@ -96,7 +97,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, progress: b
                 z = run.latents[row_of[entry.obj_idx]]
             else:
                 z = reconstruct_latent(run.decoder, points, sdf, steps=cfg.reconstruct_steps,
-                                       clamp_delta=delta, seed=cfg.seed)
+                                       n_points=cfg.reconstruct_points, clamp_delta=delta, seed=cfg.seed)
             times["reconstruct"] += time.perf_counter() - t
             row = {"obj_idx": entry.obj_idx, "uid": entry.uid, "category": entry.category,
                    "sdf_l1": sdf_l1(run.decoder, z, points[pick], sdf[pick], delta)}
@@ -122,7 +123,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, progress: b
                      "mesh_resolution": resolution, "mesh_bound": 1.0,
                      "sdf_l1": f"clamped L1 (delta={delta}) of eq. (5) on {cfg.sdf_points} seeded SDF "
                                "samples per shape; mean and max over shapes",
-                     "test_latents": f"reconstruct_latent, {cfg.reconstruct_steps} steps, decoder frozen"},
+                     "test_latents": f"reconstruct_latent, {cfg.reconstruct_steps} steps x "
+                                     f"{cfg.reconstruct_points} points, decoder frozen"},
         "splits": results,
     }
     write_json(run.run_dir / "eval" / "metrics.json", metrics)
