@@ -1,7 +1,12 @@
 """Cosine-ranking diagnostic (paper §1.2 ii) and the held-out generation evaluation (eval-gen)."""
 
-import numpy as np
+import json
+import math
 
+import numpy as np
+from test_generate import tiny_runs  # noqa: F401  (the shared tiny store + decoder + DiT fixture)
+
+from img2sdf.cli.main import main
 from img2sdf.eval.diagnostics import collapse_stats, cosine_matrix, recall_stats, top_k
 
 
@@ -25,3 +30,35 @@ def test_cosine_ranking_recall_and_collapse():
     assert attractor["top3_share"] == 1.0 and attractor["distinct_top1"] == 3
     assert attractor["most_common"][0] == [3, 5]
     assert spread["top3_share"] == 0.3 and spread["distinct_fraction"] == 1.0
+
+
+def test_eval_gen_metrics_structure_and_report(tiny_runs, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "eval"
+    rc = main(["eval-gen", "--model", str(tiny_runs["dit"]), "--out", str(out), "--resolution", "32",
+               "--points", "2000", "--steps", "10", "--reconstruct-steps", "20", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split, n_shapes in (("test", 2), ("ood", 1)):
+        assert set(metrics[split]) == {"1", "4"}
+        for views in ("1", "4"):
+            assert set(metrics[split][views]) == {"generated", "retrieval", "reconstruct"}
+            for method, row in metrics[split][views].items():
+                assert {"chamfer_l1", "fscore_1pct", "iou"} <= set(row)
+                assert row["n"] == n_shapes
+                assert 0.0 <= row["fscore_1pct"] <= 1.0 and 0.0 <= row["iou"] <= 1.0
+                assert row["n_failed"] == n_shapes or math.isfinite(row["chamfer_l1"]), (split, views, method)
+        # reconstruct does not depend on the views
+        assert metrics[split]["1"]["reconstruct"] == metrics[split]["4"]["reconstruct"]
+    protocol = metrics["protocol"]
+    assert (protocol["n_points"], protocol["mesh_resolution"], protocol["n_train_shapes"]) == (2000, 32, 6)
+    # the DiT recalls its own training shapes from one view (the §6.2 behaviour at tiny scale)
+    recall = metrics["diagnostics"]["recall"]
+    assert recall["n"] == 6 and recall["recall_top1"] == 1.0
+    collapse = metrics["diagnostics"]["collapse"]["test"]["4"]
+    assert collapse["n_predictions"] == 2 and 1 <= collapse["distinct_top1"] <= 2
+    shapes = json.loads((out / "shapes.json").read_text())
+    assert len(shapes) == (2 + 1) * 2
+    page = (out / "report.html").read_text()
+    assert "generated" in page and "retrieval" in page and page.count("<img") >= 2
+    assert "report.html" in printed

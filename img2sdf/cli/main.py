@@ -21,6 +21,9 @@ COMMANDS: dict[str, str] = {
     "reconstruct": "reconstruct",
     "eval": "eval",
     "train-dit": "train_dit",
+    "generate": "generate",
+    "eval-gen": "eval_gen",
+    "study": "study",
     "encode": "encode",
     "preview": "preview",
 }

@@ -1,0 +1,129 @@
+"""Image(s) → mesh (paper §6): encoder → DDIM over the latent DiT → 64-dim latent → shared decoder → mesh.
+
+:class:`ImageToShape` loads everything a DiT run names in its ``config.json`` (decoder run, data store for
+categories, encoder) once; each stage is timed, the way TripoSR's ``run.py`` reports its stages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..eval.diagnostics import top_k
+from ..train.train_dit import DiTRun, load_dit_run
+
+
+@dataclass
+class Generated:
+    latent: np.ndarray  # [64]
+    mesh: object | None  # trimesh.Trimesh (None until meshed)
+    neighbours: list[dict]  # top-k training shapes by latent cosine: obj_idx, uid, category, cos
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+class ImageToShape:
+    """A loaded DiT run with its decoder and training latents; the encoder is loaded on first use (the
+    evaluation reads cached features and never needs it)."""
+
+    def __init__(self, dit: DiTRun, decoder_run, categories: dict[int, str], uids: dict[int, str],
+                 encoder=None):
+        self.dit = dit
+        self.decoder_run = decoder_run
+        self.decoder = decoder_run.decoder
+        self._encoder = encoder
+        self.train_latents = torch.as_tensor(decoder_run.latents).detach().float().cpu().numpy()
+        self.train_obj_idx = [int(i) for i in decoder_run.obj_idx]
+        self.categories = categories
+        self.uids = uids
+
+    @classmethod
+    def load(cls, dit_dir: str | Path, encoder=None) -> ImageToShape:
+        """Load a DiT run; ``encoder`` overrides the one it was trained with (tests pass a built one)."""
+        from ..data.store import ShapeStore
+        from ..models.decoder import load_decoder_run
+
+        dit = load_dit_run(dit_dir)
+        for key in ("decoder_run", "data", "encoder"):
+            if key not in dit.info:
+                raise UserError(f"{dit_dir}/config.json: no {key!r}; not written by `img2sdf train-dit`")
+        decoder_dir = Path(dit.info["decoder_run"])
+        if not decoder_dir.is_dir():
+            raise UserError(f"{dit_dir}/config.json names decoder run {decoder_dir}, which is missing")
+        decoder_run = load_decoder_run(decoder_dir)
+        if [int(i) for i in decoder_run.obj_idx] != [int(i) for i in dit.info["obj_idx"]]:
+            raise UserError(f"{decoder_dir}: its latents are not the ones {dit_dir} was trained on")
+        store = ShapeStore(dit.info["data"])
+        shapes = store.load_manifest().shapes if store.exists() else []
+        categories = {s.obj_idx: s.category for s in shapes}
+        uids = {s.obj_idx: s.uid for s in shapes}
+        return cls(dit, decoder_run, categories, uids, encoder)
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from ..encoders import get_encoder
+
+            self._encoder = get_encoder(self.dit.info["encoder"])
+        if self._encoder.dim != self.dit.config.model.feature_dim:
+            raise UserError(f"encoder {self._encoder.name} gives {self._encoder.dim}-dim features; "
+                            f"{self.dit.path} was trained on {self.dit.config.model.feature_dim}-dim ones "
+                            f"(the encoder changed since; retrain with `img2sdf train-dit`)")
+        return self._encoder
+
+    # stages --------------------------------------------------------------------------------------
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [K, H, W, 3] → features float32 [K, D]."""
+        return np.asarray(self.encoder.encode(images), dtype=np.float32)
+
+    @torch.no_grad()
+    def sample_latents(self, features, poses=None, view_mask=None, seed: int = 0, steps: int | None = None,
+                       eta: float = 0.0, guidance: float = 0.0) -> np.ndarray:
+        """DDIM (§6.1) for a batch: features [B, K, D], poses [B, K, 4, 4] or None (unknown) → [B, 64]."""
+        features = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        poses = None if poses is None else torch.as_tensor(np.asarray(poses), dtype=torch.float32)
+        if view_mask is not None:
+            view_mask = torch.as_tensor(np.asarray(view_mask), dtype=torch.bool)
+        model = self.dit.model
+        denoise = model.denoiser(features, poses, view_mask, guidance=guidance)
+        x = self.dit.diffusion.ddim_sample(denoise, (features.shape[0], model.cfg.latent_dim),
+                                           steps=steps or self.dit.config.sample_steps, eta=eta,
+                                           generator=torch.Generator().manual_seed(seed))
+        return model.unstandardise(x).numpy()
+
+    def neighbours(self, latent: np.ndarray, k: int = 5) -> list[dict]:
+        """The k training shapes whose latents are nearest by cosine (the §1.2 ii diagnostic)."""
+        rows, cos = top_k(latent, self.train_latents, k)
+        out = []
+        for row, c in zip(rows[0], cos[0], strict=True):
+            idx = self.train_obj_idx[int(row)]
+            out.append({"obj_idx": idx, "uid": self.uids.get(idx, ""),
+                        "category": self.categories.get(idx, "?"), "cos": float(c)})
+        return out
+
+    def mesh(self, latent: np.ndarray, resolution: int = 128):
+        from .mesh import extract_mesh
+
+        return extract_mesh(self.decoder, torch.as_tensor(latent, dtype=torch.float32), resolution)
+
+    def generate(self, images: np.ndarray, poses: np.ndarray | None = None, seed: int = 0,
+                 steps: int | None = None, resolution: int = 128, guidance: float = 0.0) -> Generated:
+        """1-8 views uint8 [K, H, W, 3] (+ optional camera-to-world poses [K, 4, 4]) → a mesh, timed."""
+        if not 1 <= len(images) <= 8:
+            raise UserError(f"give 1 to 8 images, got {len(images)}")
+        timings = {}
+        t = time.perf_counter()
+        features = self.encode(images)
+        timings["encode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        latent = self.sample_latents(features[None], None if poses is None else np.asarray(poses)[None],
+                                     seed=seed, steps=steps, guidance=guidance)[0]
+        timings["sample"] = time.perf_counter() - t
+        t = time.perf_counter()
+        mesh = self.mesh(latent, resolution)
+        timings["mesh"] = time.perf_counter() - t
+        return Generated(latent, mesh, self.neighbours(latent), timings)
