@@ -91,15 +91,22 @@ class RayRenderer:
 
 
 def corner_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """float32 [F, 3, 3] shading normal at each face corner: the area-weighted vertex normal, or the face
-    normal where the two differ by more than a crease angle (keeps boxes flat and spheres smooth)."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 x area
-    vn = np.stack([np.bincount(faces.ravel(), np.repeat(fn[:, c], 3), minlength=len(vertices))
-                   for c in range(3)], axis=1)
+    """float32 [F, 3, 3] shading normal at each face corner: the angle-weighted vertex normal, or the face
+    normal where the two differ by more than a crease angle (keeps boxes flat and spheres smooth).
+
+    Angle weights, unlike area weights, do not let one large face tilt the normals of a flat neighbour,
+    which would shade a planar face with a visible diagonal gradient."""
+    tri = vertices[faces].astype(np.float64)
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
+    e1 = tri[:, [1, 2, 0]] - tri  # the two edges leaving each corner
+    e2 = tri[:, [2, 0, 1]] - tri
+    cos = (e1 * e2).sum(2) / np.maximum(np.linalg.norm(e1, axis=2) * np.linalg.norm(e2, axis=2), 1e-20)
+    weight = np.arccos(np.clip(cos, -1.0, 1.0))  # [F, 3]
+    vn = np.stack([np.bincount(faces.ravel(), (weight * fn[:, c, None]).ravel(), minlength=len(vertices))
+                   for c in range(3)], axis=1)
     vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
-    corners = vn[faces].astype(np.float32)
+    corners = vn[faces]
     crease = (corners * fn[:, None]).sum(2) < CREASE_COS
     return np.where(crease[..., None], fn[:, None], corners).astype(np.float32)
 
