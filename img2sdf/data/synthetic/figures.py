@@ -211,20 +211,21 @@ def bust(rng: np.random.Generator) -> Manifold:
     """A head-and-shoulders bust on a plinth: the paper's OOD 'head' probe (§6.3); held out from training."""
     head_r = rng.uniform(0.1, 0.13)
     shoulder_w = head_r * rng.uniform(1.8, 2.5)
-    plinth_h = head_r * rng.uniform(0.4, 1.2)
+    plinth_h = head_r * rng.uniform(0.8, 1.5)
     R = 0.5 * np.hypot(2 * shoulder_w, plinth_h + 5 * head_r)
-    parts = []
-    if rng.random() < 0.5:
-        parts.append(box((shoulder_w * 1.2, plinth_h, head_r * 2.2), (0, plinth_h / 2, 0)))
-    else:
-        parts.append(rod((0, 0, 0), (0, plinth_h, 0), shoulder_w * 0.55, shoulder_w * 0.45, segments=48))
     chest_h = head_r * rng.uniform(1.4, 2.0)
-    torso = sphere(1.0, (0, plinth_h, 0), scale=(shoulder_w, chest_h, head_r * 1.2), segments=48)
-    parts.append(torso.trim_by_plane((0.0, 1.0, 0.0), plinth_h - 0.01))
-    neck_top = np.array([0.0, plinth_h + chest_h + head_r * 0.5, head_r * 0.1])
-    parts.append(
-        rod((0, plinth_h + chest_h * 0.6, 0), neck_top, head_r * rng.uniform(0.4, 0.55), segments=24)
-    )
+    chest_y = plinth_h + chest_h * rng.uniform(0.0, 0.3)
+    # The plinth is wider than the torso's cut, so the torso's foot sits inside it (no thin skirt).
+    half_x, half_z = 1.1 * shoulder_w, 1.1 * 1.2 * head_r
+    if rng.random() < 0.5:
+        parts = [box((2 * half_x, plinth_h, 2 * half_z), (0, plinth_h / 2, 0))]
+    else:
+        plinth = rod((0, 0, 0), (0, plinth_h, 0), half_x, segments=48)
+        parts = [plinth.scale((1.0, 1.0, half_z / half_x))]
+    torso = sphere(1.0, (0, chest_y, 0), scale=(shoulder_w, chest_h, head_r * 1.2), segments=48)
+    parts.append(torso.trim_by_plane((0.0, 1.0, 0.0), plinth_h * 0.8))
+    neck_top = np.array([0.0, chest_y + chest_h + head_r * 0.5, head_r * 0.1])
+    parts.append(rod((0, chest_y + chest_h * 0.6, 0), neck_top, head_r * rng.uniform(0.4, 0.55), segments=24))
     # Head frame: turned about Y and nodded about X, so the face looks somewhere around +Z.
     yaw, pitch = np.radians(rng.uniform(-35, 35)), np.radians(rng.uniform(-15, 15))
 

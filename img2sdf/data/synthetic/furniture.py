@@ -221,7 +221,10 @@ def lamp(rng: np.random.Generator) -> Manifold:
     base_r = R * rng.uniform(0.2, 0.4)
     base_h = R * rng.uniform(0.05, 0.1)
     stem_r = R * rng.uniform(0.03, 0.045)
-    parts = [rod((0, 0, 0), (0, base_h, 0), base_r, base_r * rng.uniform(0.6, 1.0), segments=48)]
+    # A flat disc with a cone on top: a single steep frustum would end in a knife-thin rim.
+    parts = [rod((0, 0, 0), (0, base_h, 0), base_r, segments=48)]
+    if rng.random() < 0.5:
+        parts.append(rod((0, base_h * 0.5, 0), (0, base_h * 2, 0), base_r * 0.9, base_r * 0.4, segments=48))
     if kind == "desk":
         elbow = np.array([0.0, h * 0.55, -h * rng.uniform(0.0, 0.25)])
         head = np.array([0.0, h, h * rng.uniform(0.2, 0.45)])
@@ -232,9 +235,8 @@ def lamp(rng: np.random.Generator) -> Manifold:
         parts.append(sphere(stem_r * 2, elbow, segments=20))
         shade_r = R * rng.uniform(0.12, 0.2)
         axis = np.array([0.0, -1.0, rng.uniform(0.2, 0.8)])
-        parts.append(
-            rod(head, head + axis / np.linalg.norm(axis) * shade_r * 1.4, shade_r * 0.4, shade_r, segments=40)
-        )
+        mouth = head + axis / np.linalg.norm(axis) * shade_r * 1.4
+        parts.append(_shade(head, mouth, shade_r * 0.4, shade_r, 0.08 * R))
         return union(parts)
     if kind == "table" and rng.random() < 0.5:  # a turned body instead of a plain stem
         body_r = R * rng.uniform(0.1, 0.18)
@@ -244,5 +246,16 @@ def lamp(rng: np.random.Generator) -> Manifold:
     bottom_r = R * rng.uniform(0.25, 0.45)
     top_r = bottom_r * rng.uniform(0.45, 1.0)
     y0 = h - shade_h
-    parts.append(rod((0, y0, 0), (0, h, 0), bottom_r, top_r, segments=48))
+    parts.append(_shade((0, h, 0), (0, y0, 0), top_r, bottom_r, 0.08 * R))
     return union(parts)
+
+
+def _shade(apex, mouth, apex_r: float, mouth_r: float, band: float) -> Manifold:
+    """A solid lampshade: a frustum ending in a straight band at its mouth, so the rim is square rather
+    than a knife edge that a 128^3 grid would lose."""
+    apex, mouth = np.asarray(apex, dtype=np.float64), np.asarray(mouth, dtype=np.float64)
+    towards_apex = (apex - mouth) / np.linalg.norm(apex - mouth)
+    # The frustum reaches halfway into the band, a little narrower: solids that merely share a face
+    # can leave an internal membrane in the union.
+    frustum = rod(apex, mouth + towards_apex * band / 2, apex_r, 0.97 * mouth_r, segments=48)
+    return union([frustum, rod(mouth + towards_apex * band, mouth, mouth_r, segments=48)])

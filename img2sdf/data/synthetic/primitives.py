@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-from manifold3d import CrossSection, Manifold, Mesh, OpType
+from manifold3d import CrossSection, JoinType, Manifold, Mesh, OpType
 
 SEG = 32
 
@@ -92,10 +92,33 @@ def _ccw(polygon) -> CrossSection:
 
 
 def revolve_y(profile, segments: int = 48, degrees: float = 360.0) -> Manifold:
-    """Surface of revolution about the Y axis of a closed profile given as (radius, height) points."""
-    solid = Manifold.revolve(_ccw(profile), segments, degrees)
+    """Surface of revolution about the Y axis of a profile: (radius, height) points or a CrossSection."""
+    section = profile if isinstance(profile, CrossSection) else _ccw(profile)
+    solid = Manifold.revolve(section, segments, degrees)
     # revolve() spins about the cross-section's Y axis and maps it to world Z; turn Z back to Y (up).
     return solid.rotate((-90.0, 0.0, 0.0))
+
+
+def hollow_revolve_y(outline, wall: float, depth: float, segments: int = 64) -> Manifold:
+    """A vessel: the outer half-profile ``outline`` ((r, y) from foot to lip) revolved about Y, with a
+    cavity open at the lip, ``depth`` deep, whose walls are exactly ``wall`` thick along the normal.
+
+    The cavity is the outline offset inwards (Clipper2 via manifold3d), so sloped walls keep their full
+    thickness; the outline is mirrored across the axis first, otherwise the offset would also shrink
+    away from the axis and leave a central column.
+    """
+    pts = np.asarray([p for p in outline if p[0] > 0], dtype=np.float64)
+    mirrored = pts[::-1] * [-1.0, 1.0]
+    lip_r, lip_y = pts[-1]
+    span = 4.0 * (float(np.abs(pts).max()) + wall)
+    raised = np.vstack([pts, [[lip_r, lip_y + span]], [[-lip_r, lip_y + span]], mirrored])
+    below_rim = CrossSection.square((2 * span, 2 * span)).translate((-span, lip_y - depth))
+    cavity = _ccw(raised).offset(-wall, JoinType.Round) ^ below_rim
+    section = _ccw(np.vstack([pts, mirrored])) - cavity
+    # Round the convex corners (an opening): a flared lip cut flat would end in a knife edge.
+    rounding = 0.45 * wall
+    section = section.offset(-rounding, JoinType.Round).offset(rounding, JoinType.Round)
+    return revolve_y(section, segments)
 
 
 def extrude_polygon(polygon, depth: float, axis: str = "z") -> Manifold:

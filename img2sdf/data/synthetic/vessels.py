@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from manifold3d import Manifold
 
-from .primitives import revolve_y, rod, subtract, torus, union
+from .primitives import hollow_revolve_y, revolve_y, rod, subtract, torus, union
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -55,13 +55,7 @@ def vase(rng: np.random.Generator) -> Manifold:
     R = 0.5 * np.hypot(2 * radius.max(), h)
     wall = 0.07 * R
     radius = np.maximum(radius, wall + 0.08 * R)
-    depth = h * rng.uniform(0.6, 0.9)
-    inner = y >= h - depth
-    outer_pts = np.stack([radius, y], 1)
-    inner_pts = np.stack([radius[inner] - wall, y[inner]], 1)[::-1]
-    floor = (0.0, h - depth)
-    profile = [(0, 0), *outer_pts, *inner_pts, floor]
-    return revolve_y(profile, 64)
+    return hollow_revolve_y(np.stack([radius, y], 1), wall, h * rng.uniform(0.6, 0.9))
 
 
 def mug(rng: np.random.Generator) -> Manifold:
@@ -86,11 +80,8 @@ def bowl(rng: np.random.Generator) -> Manifold:
     R = 0.5 * np.hypot(2 * rb, h)
     wall = 0.07 * R
     theta = np.linspace(0, np.pi / 2, 24)
-    s, c = np.sin(theta) ** (2 / n), np.cos(theta) ** (2 / n)
-    outer = np.stack([rb * s, h - h * c], 1)
-    inner = np.stack([(rb - wall) * s, h - (h - wall) * c], 1)[::-1]
-    profile = [*outer, *inner]
-    solid = revolve_y(profile, 64)
+    outer = np.stack([rb * np.sin(theta) ** (2 / n), h - h * np.cos(theta) ** (2 / n)], 1)
+    solid = hollow_revolve_y(outer, wall, h)
     if rng.random() < 0.6:
         foot_r = rb * rng.uniform(0.3, 0.5)
         # The ring reaches up into the curved underside so it fuses with the bowl.
