@@ -53,6 +53,8 @@ def test_default_encoder_tells_spheres_from_boxes(views):
 def test_unknown_encoder_is_a_user_error():
     with pytest.raises(UserError, match="unknown"):
         get_encoder("clip-giant")
+    with pytest.raises(UserError, match="no weights"):
+        get_encoder(DEFAULT_ENCODER, weights="/some/dir")
 
 
 @pytest.fixture(scope="module")

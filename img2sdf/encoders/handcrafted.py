@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
 from .base import ImageEncoder, register
 
 WORK_SIZE = 112  # every handcrafted feature is computed on a 2× downsampled copy of the 224² view
@@ -165,6 +166,17 @@ class RandomConvEncoder(ImageEncoder):
         return _l2(pooled.cpu().numpy().astype(np.float32))
 
 
+def _offline(factory):
+    """Registry factory of an encoder that has no weights: ``--weights`` is a mistake, not ignored."""
+
+    def build(weights=None, device="cpu"):
+        if weights is not None:
+            raise UserError(f"--weights {weights}: offline encoders have no weights; drop the option")
+        return factory(device)
+
+    return build
+
+
 for _name, _blocks in {
     "hog": ("hog",),
     "silhouette": ("silhouette",),
@@ -173,5 +185,5 @@ for _name, _blocks in {
     "hog+silhouette": ("hog", "silhouette"),
     "hog+silhouette+shading": ("hog", "silhouette", "shading"),
 }.items():
-    register(_name, lambda weights=None, device="cpu", _n=_name, _b=_blocks: HandcraftedEncoder(_n, _b))
-register("randconv", lambda weights=None, device="cpu": RandomConvEncoder(device))
+    register(_name, _offline(lambda device, _n=_name, _b=_blocks: HandcraftedEncoder(_n, _b)))
+register("randconv", _offline(RandomConvEncoder))
