@@ -79,7 +79,7 @@ class RayRenderer:
             corners = self.corner_normals[hit["primID"][idx]]  # [N, 3 corners, 3]
             normal = (1.0 - u - w) * corners[:, 0] + u * corners[:, 1] + w * corners[:, 2]
             d = dirs[idx]
-            # Dividing by -(n.d) normalises and, seen from inside an open mesh, turns the normal to the eye.
+            # Normalise, and turn normals seen from behind (inside an open mesh) towards the eye.
             cos_eye = (normal * d).sum(1)
             inv_length = 1.0 / np.maximum(np.sqrt((normal * normal).sum(1)), 1e-12)
             normal *= (-np.sign(cos_eye) * inv_length)[:, None]
