@@ -191,8 +191,8 @@ def _signs(V: np.ndarray, F: np.ndarray, axis: np.ndarray, dist: np.ndarray, tau
 
     Vertices closer than ``tau`` (> h/2) to the surface get their own winding number. The others form
     regions that no grid edge links across the surface (an edge that crosses it has an end within h/2), so
-    each region is wholly inside or outside and a vote decides it: every ``len/votes``-th vertex plus the
-    first vertex of each region. A region with split votes leaks through a hole in the input; only its
+    each region is wholly inside or outside and a vote decides it: every ``len/votes``-th vertex plus one
+    vertex of each region. A region with split votes leaks through a hole in the input; only its
     vertices get a winding number each. One winding-number call serves both (libigl rebuilds its tree
     per call: 0.1 s at 100k faces).
     """
@@ -202,9 +202,9 @@ def _signs(V: np.ndarray, F: np.ndarray, axis: np.ndarray, dist: np.ndarray, tau
     labels = labels.reshape(-1)
     close, flat = np.flatnonzero(is_close), np.flatnonzero(labels)
     lab = labels[flat]
-    first = np.zeros(n_regions + 1, dtype=np.int64)
-    first[lab[::-1]] = np.arange(len(flat))[::-1]  # reversed writes: the first index of each label wins
-    pick = np.union1d(np.arange(0, len(flat), max(1, len(flat) // votes)), first[1:])
+    one_each = np.zeros(n_regions + 1, dtype=np.int64)
+    one_each[lab] = np.arange(len(flat))  # repeated writes: some vertex of each region wins, any will do
+    pick = np.union1d(np.arange(0, len(flat), max(1, len(flat) // votes)), one_each[1:])
     inside = _inside_sign(V, F, _grid_points(axis, np.concatenate([close, flat[pick]]))) < 0
     signs = np.ones(n**3)
     signs[close] = np.where(inside[: len(close)], -1.0, 1.0)
