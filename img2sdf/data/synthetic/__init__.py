@@ -118,7 +118,7 @@ def build(spec: SyntheticSpec) -> trimesh.Trimesh:
     allowed = OOD_CATEGORIES if spec.split == "ood" else TRAIN_CATEGORIES
     if spec.category not in allowed:
         raise UserError(
-            f"synthetic spec {spec.uid}: category {spec.category!r} is not a {spec.split} category; "
+            f"synthetic spec {spec.uid}: category {spec.category!r} is not in the {spec.split} split; "
             f"choose one of {', '.join(allowed)}"
         )
     return build_category(spec.category, np.random.default_rng(spec.seed))

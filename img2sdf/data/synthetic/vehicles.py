@@ -126,7 +126,7 @@ def wagon_wheel(rng: np.random.Generator) -> Manifold:
     """Hub, 6-16 spokes and a rim in the XY plane (axle along Z): genus = number of spokes.
 
     The spoke radius is 3-4 % of the wheel radius; the hub grows with the spoke count so that neighbouring
-    spokes stay apart where they leave it (otherwise they would merge and the genus would drop).
+    spokes leave it with a gap between them (without it they fuse into a solid disc around the hub).
     """
     k = int(rng.integers(6, 17))
     R0 = 1.0
