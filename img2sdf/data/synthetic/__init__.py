@@ -2,13 +2,14 @@
 
 Objaverse-LVIS (paper §2.1) cannot be downloaded everywhere, so ``img2sdf prepare --source synthetic``
 draws shapes from 16 training families echoing the LVIS mix and the paper's stress tests (the thin-spoked
-wagon wheel of §6.2, the posed humanoid of §6.3) plus held-out families with topology absent from
+wagon wheel of §5.3 and §7.2, the posed humanoid of §6.3) plus held-out families with topology absent from
 training (the tunnel and head-and-shoulders bust of §6.3, a coil spring, a ladder) for the OOD split.
 
 Every shape is a manifold3d boolean/hull/revolve/extrude/sweep composition, hence watertight, consistently
 wound and outward-oriented; ``build(spec)`` is a pure function of ``spec.seed``. Conventions: Y up,
 front facing +Z, centred on the bounding-box centre; the pipeline later normalises to the unit sphere.
-Thin parts have a radius (or half-thickness) of at least 3 % of the bounding-box half-diagonal.
+Thin parts are sized from the shape's own extent (radius or half-thickness >= 3 % of it), so that at most
+a sliver of surface next to edges is thinner than 2.5 % of the bounding radius (tests/test_synthetic.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Sizes are in metres-like units; every thin part (legs, rails, stems, panels) has a radius or half-thickness
 of at least 3 % of ``R``, the half-diagonal of the object's bounding box, which bounds the unit-sphere
-normalisation radius from above, so thin parts keep >= 2 voxels at a 128^3 grid (paper §2.2, §6.2).
+normalisation radius from above, so thin parts keep >= 2 voxels at a 128^3 grid (paper §2.2, §7.2).
 """
 
 from __future__ import annotations

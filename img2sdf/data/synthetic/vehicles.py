@@ -1,4 +1,4 @@
-"""Vehicle families facing +Z: car, airplane, and the wagon wheel (the paper's thin-geometry test, §6.2).
+"""Vehicle families facing +Z: car, airplane, wagon wheel (the paper's thin-geometry test, §5.3, §7.2).
 
 Car bodies and fins are side silhouettes extruded across the width; wings are top-view polygons extruded
 to a thickness of at least 6 % of the bounding half-diagonal, so every plate survives a 128^3 grid.
