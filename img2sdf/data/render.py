@@ -96,7 +96,7 @@ def corner_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
     Angle weights, unlike area weights, do not let one large face tilt the normals of a flat neighbour,
     which would shade a planar face with a visible diagonal gradient."""
-    tri = vertices[faces].astype(np.float64)
+    tri = vertices[faces].astype(np.float32)
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
     e1 = tri[:, [1, 2, 0]] - tri  # the two edges leaving each corner
