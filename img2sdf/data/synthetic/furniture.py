@@ -45,7 +45,7 @@ def table(rng: np.random.Generator) -> Manifold:
     leg_r = R * rng.uniform(0.03, 0.06)
     if round_top and rng.random() < 0.6:  # pedestal: column and radial feet
         col_r = R * rng.uniform(0.06, 0.12)
-        parts.append(rod((0, 0, 0), (0, top_y, 0), col_r, segments=32))
+        parts.append(rod((0, 0, 0), (0, top_y + t / 2, 0), col_r, segments=32))
         n_feet = int(rng.integers(3, 5))
         foot_len = w * rng.uniform(0.25, 0.45)
         for k in range(n_feet):
@@ -155,14 +155,13 @@ def bench(rng: np.random.Generator) -> Manifold:
         leg_r = R * rng.uniform(0.035, 0.055)
         ring_y = h * rng.uniform(0.25, 0.4)
         splay = rng.uniform(1.1, 1.4)
-        feet, ring = [], []
+        ring = []
         for k in range(n):
             a = 2 * np.pi * k / n + np.pi / n
-            top = np.array([0.3 * length * np.cos(a), h - t, 0.3 * length * np.sin(a)])
+            top = np.array([0.3 * length * np.cos(a), h - t / 2, 0.3 * length * np.sin(a)])
             foot = np.array([top[0] * splay, 0.0, top[2] * splay])
             parts.append(rod(foot, top, leg_r, segments=16))
-            feet.append(foot)
-            ring.append(foot + (top - foot) * ring_y / (h - t))
+            ring.append(foot + (top - foot) * ring_y / top[1])
         for k in range(n):
             parts.append(rod(ring[k], ring[(k + 1) % n], 0.035 * R, segments=12))
         return union(parts)
@@ -242,7 +241,8 @@ def lamp(rng: np.random.Generator) -> Manifold:
         body_r = R * rng.uniform(0.1, 0.18)
         parts.append(sphere(body_r, (0, base_h + body_r * 1.2, 0), scale=(1, rng.uniform(1.0, 1.6), 1)))
     shade_h = h * rng.uniform(0.2, 0.35) if kind == "table" else h * rng.uniform(0.12, 0.2)
-    parts.append(rod((0, base_h, 0), (0, h - shade_h / 2, 0), stem_r, segments=16))  # ends inside the shade
+    # Parts overlap rather than touch: a face shared by two parts can stay behind as an internal membrane.
+    parts.append(rod((0, base_h / 2, 0), (0, h - shade_h / 2, 0), stem_r, segments=16))
     bottom_r = R * rng.uniform(0.25, 0.45)
     top_r = bottom_r * rng.uniform(0.45, 1.0)
     y0 = h - shade_h

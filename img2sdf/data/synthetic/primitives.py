@@ -118,6 +118,8 @@ def hollow_revolve_y(outline, wall: float, depth: float, segments: int = 64) -> 
     # Round the convex corners (an opening): a flared lip cut flat would end in a knife edge.
     rounding = 0.45 * wall
     section = section.offset(-rounding, JoinType.Round).offset(rounding, JoinType.Round)
+    # Clipper leaves near-duplicate vertices; revolved, they become needle triangles with unstable normals.
+    section = section.simplify(0.02 * wall)
     return revolve_y(section, segments)
 
 
