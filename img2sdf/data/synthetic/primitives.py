@@ -139,7 +139,7 @@ def extrude_polygon(polygon, depth: float, axis: str = "z") -> Manifold:
 
 
 def sweep(curve, radius: float, closed: bool, sides: int = 16) -> Manifold:
-    """A tube of circular section swept along a polyline (a torus-knot strand, a spring, a handle).
+    """A tube of circular section swept along a polyline (a torus-knot strand, a coil spring).
 
     Frames are parallel-transported along the curve; on a closed curve the leftover twist (holonomy) is
     spread evenly so the last ring joins the first without a seam. Open tubes get flat end caps. The
