@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "eval-gen": "eval_gen",
     "study": "study",
     "encode": "encode",
+    "fetch": "fetch",
     "preview": "preview",
 }
 

@@ -1,8 +1,8 @@
 """DINOv2 encoders (paper §2.3: DINOv2-base/14 CLS token, 768-d, per rendered view).
 
 Weights are never downloaded here: they come from ``--weights DIR`` (a ``save_pretrained`` folder or a
-Hugging Face snapshot) or from the local Hugging Face cache. With neither, construction fails at once with
-a message saying how to fetch them on a connected machine.
+Hugging Face snapshot) or from the local Hugging Face cache, both filled by ``img2sdf fetch``
+(``weights.py``, hash-checked). With neither, construction fails at once saying how to fetch them.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def resolve_weights(name: str, weights: str | None) -> Path:
     except LocalEntryNotFoundError as e:
         raise UserError(
             f"--encoder {name}: weights of {hub_id} are not in the Hugging Face cache and no --weights was "
-            f"given (nothing is downloaded here); on a connected machine run `hf download {hub_id} "
-            f"--local-dir DIR`, copy DIR here and pass --weights DIR"
+            f"given (nothing is downloaded implicitly); run `img2sdf fetch {name}` (or, for an offline "
+            f"machine, `img2sdf fetch {name} --to DIR` or `hf download {hub_id} --local-dir DIR` on a "
+            f"connected one, copy DIR here and pass --weights DIR)"
         ) from e
 
 
