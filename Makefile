@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= runs/demo
 
-.PHONY: venv test lint demo bench bench-deps clean-demo
+.PHONY: venv test lint demo bench bench-deps browser-deps clean-demo
 
 # The CPU torch wheel is installed first and pinned, so nothing can pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check img2sdf tests benchmarks
 	$(PY) -m pytest -q
+
+# The web demo's browser test drives Debian's Chromium (never a browser download of playwright's own).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check img2sdf tests benchmarks

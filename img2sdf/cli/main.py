@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "encode": "encode",
     "fetch": "fetch",
     "preview": "preview",
+    "serve": "serve",
 }
 
 

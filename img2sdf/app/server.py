@@ -1,0 +1,280 @@
+"""The web demo's FastAPI app: upload 1-8 photos → the §6 pipeline → a turntable preview and a mesh download.
+
+``POST /api/generate`` (multipart: ``images`` files, ``seed``/``steps``/``resolution`` fields) runs
+:meth:`ImageToShape.generate` in a worker thread, one request at a time, and answers JSON with the stage
+timings, the top-5 training neighbours by latent cosine (§1.2 ii), any busy-background warnings and the URLs
+of the preview strip and the mesh (GLB, or OBJ/STL converted on first request). Bad input answers HTTP 400
+``{"error": "one line"}``. Each result lives in its own folder; only the most recently used are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from ..errors import UserError
+
+STATIC = Path(__file__).parent / "static"
+MAX_VIEWS = 8
+MAX_IMAGE_MB = 20
+MAX_IMAGE_BYTES = MAX_IMAGE_MB * 2**20
+RESOLUTIONS = (32, 64, 96, 128, 192, 256)  # marching-cubes grids offered; 256³ is ≈ 17 M decoder queries
+MAX_STEPS = 1000
+TURNTABLE = [(35.0 + 90.0 * k, 25.0) for k in range(4)]  # (azimuth, elevation): the 3/4 view, then each side
+PREVIEW_PX = 256
+MESH_FORMATS = ("glb", "obj", "stl")
+RESULT_ID = re.compile(r"[0-9a-f]{12}")
+
+
+@dataclass
+class Options:
+    seed: int = 0
+    steps: int | None = None  # None: the run's own sample_steps
+    resolution: int = 128
+
+
+class ResultStore:
+    """Per-request result folders under ``root``; beyond ``capacity`` the least recently used is deleted."""
+
+    def __init__(self, root: Path, capacity: int):
+        if capacity < 1:
+            raise UserError(f"--max-results {capacity}: keep at least 1 result")
+        self.root, self.capacity = Path(root), capacity
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def new_folder(self) -> tuple[str, Path]:
+        rid = uuid.uuid4().hex[:12]
+        folder = self.root / rid
+        folder.mkdir()
+        return rid, folder
+
+    def add(self, rid: str) -> None:
+        """Register a completed folder, evicting the least recently used beyond capacity."""
+        with self._lock:
+            self._ids[rid] = None
+            while len(self._ids) > self.capacity:
+                old, _ = self._ids.popitem(last=False)
+                shutil.rmtree(self.root / old, ignore_errors=True)
+
+    def folder(self, rid: str) -> Path:
+        """The folder of a kept result (marks it used); KeyError if unknown or evicted."""
+        with self._lock:
+            if not RESULT_ID.fullmatch(rid) or rid not in self._ids:
+                raise KeyError(rid)
+            self._ids.move_to_end(rid)
+            return self.root / rid
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+class DemoService:
+    """The loaded pipeline, the result store and the lock that serialises generation."""
+
+    def __init__(self, model, results: ResultStore):
+        self.model = model
+        self.results = results
+        self._lock = threading.Lock()
+
+    def info(self) -> dict:
+        dit = self.model.dit
+        return {"model": str(dit.path), "encoder": dit.info.get("encoder", "?"),
+                "steps": dit.config.sample_steps, "max_steps": min(MAX_STEPS, dit.diffusion.timesteps),
+                "max_images": MAX_VIEWS, "max_image_mb": MAX_IMAGE_MB, "resolutions": list(RESOLUTIONS),
+                "training_shapes": len(self.model.train_obj_idx)}
+
+    def parse_options(self, fields: dict[str, str]) -> Options:
+        """Form fields → :class:`Options`; blank fields keep their defaults."""
+        values = {}
+        for name in ("seed", "steps", "resolution"):
+            raw = (fields.get(name) or "").strip()
+            if raw:
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise UserError(f"{name}: {raw!r} is not a whole number") from None
+        opts = Options(**values)
+        if not 0 <= opts.seed < 2**31:
+            raise UserError(f"seed: {opts.seed} is out of range; use 0 to {2**31 - 1}")
+        max_steps = min(MAX_STEPS, self.model.dit.diffusion.timesteps)
+        if opts.steps is not None and not 1 <= opts.steps <= max_steps:
+            raise UserError(f"steps: {opts.steps} is out of range; use 1 to {max_steps}")
+        if opts.resolution not in RESOLUTIONS:
+            raise UserError(f"resolution: {opts.resolution} is not offered; use one of "
+                            f"{', '.join(map(str, RESOLUTIONS))}")
+        return opts
+
+    def generate(self, uploads: list[tuple[str, bytes]], opts: Options) -> dict:
+        """(filename, bytes) of 1-8 images → the JSON answer; runs in a worker thread, one at a time."""
+        if not 1 <= len(uploads) <= MAX_VIEWS:
+            raise UserError(f"give 1 to {MAX_VIEWS} images, got {len(uploads)}")
+        for name, data in uploads:
+            if len(data) > MAX_IMAGE_BYTES:
+                raise UserError(f"{name}: {len(data) / 2**20:.1f} MB exceeds the {MAX_IMAGE_MB} MB limit; "
+                                "downscale it first")
+        with self._lock:
+            rid, folder = self.results.new_folder()
+            try:
+                answer = self._run(rid, folder, uploads, opts)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        self.results.add(rid)
+        return answer
+
+    def _run(self, rid: str, folder: Path, uploads: list[tuple[str, bytes]], opts: Options) -> dict:
+        from ..eval.gallery import thumbnail
+        from ..io import write_image, write_mesh
+
+        t0 = time.perf_counter()
+        views, notes = self._load_views(folder / "inputs", uploads)
+        if self.model.dit.config.pose_dropout == 0:
+            notes.append("this model never trained its unknown-pose token (pose_dropout = 0), so photos "
+                         "without camera poses may give poor shapes")
+        decode = time.perf_counter() - t0
+        result = self.model.generate(views, None, seed=opts.seed, steps=opts.steps,
+                                     resolution=opts.resolution)
+        mesh = result.mesh
+        if len(mesh.faces) == 0:
+            raise UserError("the decoder's surface is empty for this latent; try another seed")
+        write_mesh(folder / "mesh.glb", mesh)
+        t = time.perf_counter()
+        write_image(folder / "preview.png",
+                    np.hstack([thumbnail(mesh, PREVIEW_PX, view) for view in TURNTABLE]))
+        write_image(folder / "inputs.png", np.hstack(list(views)))
+        timings = {"decode": decode, **result.timings, "preview": time.perf_counter() - t}
+        timings["total"] = time.perf_counter() - t0
+        base = f"/api/results/{rid}"
+        return {
+            "id": rid, "views": len(views), "seed": opts.seed,
+            "steps": opts.steps or self.model.dit.config.sample_steps, "resolution": opts.resolution,
+            "vertices": len(mesh.vertices), "faces": len(mesh.faces), "watertight": bool(mesh.is_watertight),
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "neighbours": [{"rank": i + 1, "obj_idx": n["obj_idx"], "uid": n["uid"],
+                            "category": n["category"], "cos": round(n["cos"], 4)}
+                           for i, n in enumerate(result.neighbours)],
+            "warnings": notes,
+            "preview": f"{base}/preview.png", "inputs": f"{base}/inputs.png",
+            "downloads": {fmt: f"{base}/mesh.{fmt}" for fmt in MESH_FORMATS},
+        }
+
+    @staticmethod
+    def _load_views(folder: Path, uploads: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[str]]:
+        """Uploads → framed 224² views (``load_view``); messages name the uploaded file, not the temp copy."""
+        from ..data.images import load_view
+        from ..io import write_bytes
+
+        views, notes = [], []
+        for k, (name, data) in enumerate(uploads):
+            path = folder / f"{k}{Path(name).suffix.lower()[:8]}"
+            write_bytes(path, data)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    views.append(load_view(path))
+                except UserError as e:
+                    raise UserError(str(e).replace(str(path), name)) from None
+            notes += [str(w.message).replace(str(path), name) for w in caught]
+        return np.stack(views), notes
+
+    def mesh_file(self, rid: str, fmt: str) -> Path:
+        """The result's mesh in ``fmt``; OBJ/STL are converted from the GLB on first request."""
+        import trimesh
+
+        from ..io import write_mesh
+
+        if fmt not in MESH_FORMATS:
+            raise UserError(f"mesh.{fmt}: unknown format; use one of {', '.join(MESH_FORMATS)}")
+        folder = self.results.folder(rid)
+        path = folder / f"mesh.{fmt}"
+        if not path.is_file():
+            write_mesh(path, trimesh.load(folder / "mesh.glb", force="mesh", process=False))
+        return path
+
+
+def create_app(model, results_dir: str | Path | None = None, max_results: int = 32):
+    """The FastAPI app serving ``model`` (an :class:`~img2sdf.generate.pipeline.ImageToShape`).
+
+    Results go to ``results_dir`` (default: a temp folder deleted at shutdown), at most ``max_results`` kept.
+    """
+    owned = results_dir is None
+    root = Path(tempfile.mkdtemp(prefix="img2sdf-serve-")) if owned else Path(results_dir)
+    service = DemoService(model, ResultStore(root, max_results))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+
+    app = FastAPI(title="img2sdf", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.service = service
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(UserError)
+    async def user_error(request, exc: UserError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/info")
+    async def info():
+        return service.info()
+
+    @app.post("/api/generate")
+    async def generate(request: Request):
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_VIEWS * MAX_IMAGE_BYTES + 2**20:
+            raise UserError(f"upload of {length / 2**20:.0f} MB is too large; send at most {MAX_VIEWS} "
+                            f"images of {MAX_IMAGE_MB} MB each")
+        try:  # bounded parse: a few files over the limit still get our message, hundreds are cut off here
+            form = await request.form(max_files=4 * MAX_VIEWS, max_fields=16)
+        except HTTPException as e:
+            raise UserError(f"upload: {e.detail}") from None
+        files = [f for f in form.getlist("images") if not isinstance(f, str)]
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        opts = service.parse_options(fields)
+        uploads = [(Path(f.filename or f"image{k}").name, await f.read(MAX_IMAGE_BYTES + 1))
+                   for k, f in enumerate(files)]
+        await form.close()
+        return await run_in_threadpool(service.generate, uploads, opts)
+
+    @app.get("/api/results/{rid}/{name}")
+    async def result_file(rid: str, name: str):
+        stem, _, fmt = name.partition(".")
+        try:
+            if stem == "mesh":
+                path = await run_in_threadpool(service.mesh_file, rid, fmt)
+                return FileResponse(path, filename=f"img2sdf-{rid}.{fmt}")
+            if name in ("preview.png", "inputs.png"):
+                return FileResponse(service.results.folder(rid) / name, media_type="image/png")
+        except KeyError:
+            raise HTTPException(404, f"result {rid} is unknown or expired; generate again") from None
+        raise HTTPException(404, f"{name}: no such file; results have preview.png, inputs.png, "
+                                 f"mesh.{{{','.join(MESH_FORMATS)}}}")
+
+    return app
