@@ -196,6 +196,18 @@ def test_corrupt_download_is_removed_with_a_one_line_error(hub, tmp_path):
     assert not (tmp_path / "weights" / RECORD).exists()
 
 
+def test_interrupted_download_leaves_no_file_that_passes_as_complete(hub, tmp_path):
+    hub.served["model.safetensors"] = hub.files["model.safetensors"][:5000]  # body cut short
+    weights = tmp_path / "weights"
+    with pytest.raises(UserError, match=r"safetensors: download from .* failed .*no partial file"):
+        fetch_weights("dinov2-small", to=weights)
+    assert not [p for p in weights.rglob("*safetensors*") if p.suffix != ".lock"]  # nor an .incomplete one
+    assert (weights / "config.json").is_file() and not (weights / RECORD).exists()
+    hub.served["model.safetensors"] = hub.files["model.safetensors"]
+    fetch_weights("dinov2-small", to=weights)  # the rerun completes it
+    assert (weights / RECORD).is_file()
+
+
 def test_cli_fills_the_cache_where_encode_finds_it_and_fails_in_one_line_when_offline(hub, tmp_path, capsys):
     assert main(["fetch", "dinov2-small"]) == 0
     snapshot = Path(tmp_path / "hf-cache" / "models--facebook--dinov2-small" / "snapshots" / COMMIT)
@@ -207,5 +219,5 @@ def test_cli_fills_the_cache_where_encode_finds_it_and_fails_in_one_line_when_of
     assert main(["fetch", "dinov2-small", "--to", str(tmp_path / "elsewhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the Hugging Face hub at http://127.0.0.1:" in err[0]
-    assert "missing config.json, model.safetensors" in err[0]
+    assert "holds no verified facebook/dinov2-small config.json or model.safetensors" in err[0]
     assert "`img2sdf fetch dinov2-small --to DIR`" in err[0]

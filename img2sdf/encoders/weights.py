@@ -106,6 +106,9 @@ def fetch_weights(name: str, to: str | Path | None = None, revision: str | None 
             if not isinstance(cause, unreachable):
                 raise
             raise _offline_error(name, folder, list(stale), endpoint, cause) from e
+        except OSError as e:  # e.g. a body shorter than the hub's size: the temporary file is already gone
+            raise UserError(f"{folder / f}: download from {endpoint} failed ({str(e).splitlines()[0]}); "
+                            f"no partial file was kept, rerun `img2sdf fetch {name}`") from e
         if problem := mismatch(path, siblings[f]):
             path.unlink()
             raise UserError(f"{path}: downloaded from {endpoint} but {problem}; removed it, rerun "
@@ -148,7 +151,7 @@ def _verify_offline(name: str, folder: Path, endpoint: str, cause: Exception, sa
 
 def _offline_error(name: str, folder: Path, missing: list[str], endpoint: str, cause: Exception) -> UserError:
     return UserError(
-        f"cannot reach the Hugging Face hub at {endpoint} ({type(cause).__name__}) and {HUB_IDS[name]} is "
-        f"missing {', '.join(missing)} (verified) in {folder}; on a connected machine run "
+        f"cannot reach the Hugging Face hub at {endpoint} ({type(cause).__name__}) and {folder} holds no "
+        f"verified {HUB_IDS[name]} {' or '.join(missing)}; on a connected machine run "
         f"`img2sdf fetch {name} --to DIR`, copy DIR here and pass --weights DIR"
     )
