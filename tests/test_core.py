@@ -23,6 +23,9 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert os.listdir(tmp_path) == []
     io.write_npz(target, a=np.arange(3))
     assert np.load(target)["a"].tolist() == [0, 1, 2]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 @dataclasses.dataclass
