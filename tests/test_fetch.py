@@ -179,6 +179,8 @@ def test_corrupted_file_is_reported_and_fetched_again(hub, tmp_path, capsys):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # same size: only the hash can tell
     weights.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"model.safetensors missing or not matching the SHA-256"):
+        get_encoder("dinov2-small", weights=str(to))  # checked before use, too
     n = len(downloads(hub))
     fetch_weights("dinov2-small", to=to)
     assert f"{weights}: SHA-256" in capsys.readouterr().out
@@ -208,11 +210,26 @@ def test_interrupted_download_leaves_no_file_that_passes_as_complete(hub, tmp_pa
     assert (weights / RECORD).is_file()
 
 
-def test_cli_fills_the_cache_where_encode_finds_it_and_fails_in_one_line_when_offline(hub, tmp_path, capsys):
-    assert main(["fetch", "dinov2-small"]) == 0
+def test_encode_fetches_only_when_asked_then_works_offline(hub, tmp_path, capsys):
+    import trimesh
+
+    from img2sdf.data.render import RenderConfig, render_shape
+    from img2sdf.data.store import Manifest, ShapeEntry, ShapeStore
+    from img2sdf.io import write_mesh
+
+    store = ShapeStore(tmp_path / "data")
+    store.save_manifest(Manifest([ShapeEntry(0, "a", "ball", "train", "test", status="ok")]))
+    write_mesh(store.mesh_path(0), trimesh.creation.icosphere(2, radius=0.8))
+    render_shape(store, 0, RenderConfig(views=4, resolution=56))
+    encode = ["encode", str(store.root), "--encoder", "dinov2-small"]
+
+    assert main(encode) == 2  # never downloads implicitly, says how to
+    assert "run `img2sdf fetch dinov2-small`" in capsys.readouterr().err and not hub.requests
+    assert main([*encode, "--fetch"]) == 0  # into the HF cache, found there by the branch name
+    out = capsys.readouterr().out
     snapshot = Path(tmp_path / "hf-cache" / "models--facebook--dinov2-small" / "snapshots" / COMMIT)
-    assert f"{snapshot}: {REPO} @ {COMMIT[:12]} fetched and verified" in capsys.readouterr().out
-    assert get_encoder("dinov2-small").dim == 32  # found in the cache by the branch name, no --weights
+    assert f"{snapshot}: {REPO} @ {COMMIT[:12]} fetched and verified" in out
+    assert "1 of 1 shapes x 4 views x 32 dims" in out
     hub.stop()
     assert main(["fetch", "dinov2-small"]) == 0  # hub down, but the cached copy matches its record
     assert "hub unreachable" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 Writes DATA/features/NAME.npy (float16 [N_shapes, V, D]), NAME.poses.npy and NAME.json. Resumable: rerun
 the same command after an interruption. DINOv2 weights come from --weights DIR or the local Hugging Face
-cache; nothing is downloaded.
+cache; nothing is downloaded unless --fetch asks for it (as `img2sdf fetch` would).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ def add_arguments(parser) -> None:
                         help="image encoder; the default needs no downloaded weights")
     parser.add_argument("--weights", default=None,
                         help="folder with DINOv2 weights (config.json + model.safetensors), e.g. from "
-                             "`hf download facebook/dinov2-base --local-dir DIR`; default: the HF cache")
+                             "`img2sdf fetch dinov2-base --to DIR`; default: the HF cache")
+    parser.add_argument("--fetch", action="store_true",
+                        help="first download the DINOv2 weights, hash-checked (into --weights DIR or the HF "
+                             "cache; does nothing if they are there and verified)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
     parser.add_argument("--device", default="cpu", help="torch device for neural encoders (cpu, cuda, ...)")
 
@@ -36,6 +39,12 @@ def run(args) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     store = ShapeStore(args.data)
     store.load_manifest()  # fail early on a folder that is not a prepared store
+    if args.fetch:
+        if not args.encoder.startswith("dinov2"):
+            raise UserError(f"--fetch: --encoder {args.encoder} needs no downloaded weights; drop --fetch")
+        from ..encoders.weights import fetch_weights
+
+        fetch_weights(args.encoder, to=args.weights)
     encoder = get_encoder(args.encoder, weights=args.weights, device=args.device)
     start = time.perf_counter()
     encode_store(store, encoder, batch_size=args.batch_size)

@@ -28,26 +28,36 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resolve_weights(name: str, weights: str | None) -> Path:
-    """The local folder holding ``config.json`` and the weights of DINOv2 ``name``; UserError if absent."""
+    """The local folder holding ``config.json`` and the weights of DINOv2 ``name``; UserError if absent.
+
+    A folder made by ``img2sdf fetch`` is checked against the SHA-256s it recorded before use.
+    """
+    from .weights import RECORD, unverified_files
+
     hub_id = HUB_IDS[name]
     if weights is not None:
         path = Path(weights)
         if not (path / "config.json").is_file():
             raise UserError(f"--weights {path}: no config.json there; point it at a folder made by "
-                            f"`hf download {hub_id} --local-dir DIR` or `save_pretrained`")
-        return path
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+                            f"`img2sdf fetch {name} --to DIR`, `hf download {hub_id} --local-dir DIR` or "
+                            f"`save_pretrained`")
+    else:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        return Path(snapshot_download(hub_id, local_files_only=True))
-    except LocalEntryNotFoundError as e:
-        raise UserError(
-            f"--encoder {name}: weights of {hub_id} are not in the Hugging Face cache and no --weights was "
-            f"given (nothing is downloaded implicitly); run `img2sdf fetch {name}` (or, for an offline "
-            f"machine, `img2sdf fetch {name} --to DIR` or `hf download {hub_id} --local-dir DIR` on a "
-            f"connected one, copy DIR here and pass --weights DIR)"
-        ) from e
+        try:
+            path = Path(snapshot_download(hub_id, local_files_only=True))
+        except LocalEntryNotFoundError as e:
+            raise UserError(
+                f"--encoder {name}: weights of {hub_id} are not in the Hugging Face cache and no --weights "
+                f"was given (nothing is downloaded implicitly); run `img2sdf fetch {name}` (or, for an "
+                f"offline machine, `img2sdf fetch {name} --to DIR` or `hf download {hub_id} --local-dir DIR` "
+                f"on a connected one, copy DIR here and pass --weights DIR)"
+            ) from e
+    if (path / RECORD).is_file() and (bad := unverified_files(path)):
+        raise UserError(f"{path}: {', '.join(bad)} missing or not matching the SHA-256 in {RECORD}; "
+                        f"rerun `img2sdf fetch {name}{f' --to {path}' if weights else ''}`")
+    return path
 
 
 class Dinov2Encoder(ImageEncoder):

@@ -138,12 +138,16 @@ def _cached_snapshot(cache_repo: Path, revision: str) -> Path:
     return cache_repo / "snapshots" / commit
 
 
+def unverified_files(folder: Path) -> list[str]:
+    """The weight files of ``folder`` that are absent or differ from the SHA-256 its record holds."""
+    record = read_json(folder / RECORD) if (folder / RECORD).is_file() else {"files": {}}
+    return [f for f in FILES if f not in record["files"] or not (folder / f).is_file()
+            or file_hashes(folder / f)[1] != record["files"][f]["sha256"]]
+
+
 def _verify_offline(name: str, folder: Path, endpoint: str, cause: Exception, say) -> Path:
     """Hub unreachable: accept ``folder`` only if every file matches the SHA-256 its record holds."""
-    record = read_json(folder / RECORD) if (folder / RECORD).is_file() else {"files": {}}
-    bad = [f for f in FILES if f not in record["files"] or not (folder / f).is_file()
-           or file_hashes(folder / f)[1] != record["files"][f]["sha256"]]
-    if bad:
+    if bad := unverified_files(folder):
         raise _offline_error(name, folder, bad, endpoint, cause)
     say(f"{folder}: hub unreachable; {', '.join(FILES)} match the SHA-256s of {RECORD}")
     return folder
