@@ -210,7 +210,7 @@ def test_interrupted_download_leaves_no_file_that_passes_as_complete(hub, tmp_pa
     assert (weights / RECORD).is_file()
 
 
-def test_encode_fetches_only_when_asked_then_works_offline(hub, tmp_path, capsys):
+def test_encode_fetches_only_when_asked_then_works_offline(hub, tmp_path, capsys, monkeypatch):
     import trimesh
 
     from img2sdf.data.render import RenderConfig, render_shape
@@ -230,6 +230,14 @@ def test_encode_fetches_only_when_asked_then_works_offline(hub, tmp_path, capsys
     snapshot = Path(tmp_path / "hf-cache" / "models--facebook--dinov2-small" / "snapshots" / COMMIT)
     assert f"{snapshot}: {REPO} @ {COMMIT[:12]} fetched and verified" in out
     assert "1 of 1 shapes x 4 views x 32 dims" in out
+    import huggingface_hub.constants as constants
+
+    n = len(hub.requests)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match=r"\(OfflineModeIsEnabled\) and .*elsewhere holds no verified"):
+        fetch_weights("dinov2-small", to=tmp_path / "elsewhere")
+    assert len(hub.requests) == n  # HF_HUB_OFFLINE=1: not a single request
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     hub.stop()
     assert main(["fetch", "dinov2-small"]) == 0  # hub down, but the cached copy matches its record
     assert "hub unreachable" in capsys.readouterr().out
