@@ -11,11 +11,12 @@ HELP = "download DINOv2 weights once, verified against the hub's SHA-256s (for e
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", choices=["dinov2-small", "dinov2-base", "dinov2-large"],
-                        help="which DINOv2 (the paper uses dinov2-base)")
+    from ..encoders.dinov2 import HUB_IDS
+
+    parser.add_argument("model", choices=list(HUB_IDS), help="which DINOv2 (the paper uses dinov2-base)")
     parser.add_argument("--to", default=None, metavar="DIR",
                         help="plain folder to fill, for `encode --weights DIR`; default: the HF cache")
-    parser.add_argument("--revision", default=None, help="hub branch, tag or commit (default: main)")
+    parser.add_argument("--revision", default="main", help="hub branch, tag or commit")
 
 
 def run(args) -> int:

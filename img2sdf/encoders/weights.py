@@ -133,9 +133,12 @@ def _record_entry(path: Path, sibling) -> dict:
 
 
 def _cached_snapshot(cache_repo: Path, revision: str) -> Path:
+    """The cache's snapshot folder for a branch, tag or commit; the repo's cache folder if it has none."""
     ref = cache_repo / "refs" / revision
-    commit = ref.read_text().strip() if ref.is_file() else revision
-    return cache_repo / "snapshots" / commit
+    if ref.is_file():
+        return cache_repo / "snapshots" / ref.read_text().strip()
+    snapshot = cache_repo / "snapshots" / revision  # a commit hash names its snapshot directly
+    return snapshot if snapshot.is_dir() else cache_repo
 
 
 def unverified_files(folder: Path) -> list[str]:
