@@ -44,6 +44,7 @@ class EvalGenConfig:
     steps: int = 0  # DDIM steps; 0 = the run's own (50)
     known_poses: bool = True  # condition on the renders' true poses (False: the unknown-pose token)
     reconstruct_steps: int = 600  # latent-fitting iterations of the reconstruct reference
+    reconstruct_points: int = 2048  # SDF samples per latent-fitting iteration
     recall_shapes: int = 32  # training shapes used for the recall diagnostic
     pictures: int = 6  # shapes per split whose meshes are kept for the report
     seed: int = 0
@@ -148,7 +149,8 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
                 if i not in recon_cache:
                     points, sdf = store.load_sdf(i)
                     z = reconstruct_latent(model.decoder, torch.from_numpy(points), torch.from_numpy(sdf),
-                                           steps=cfg.reconstruct_steps, seed=cfg.seed)
+                                           steps=cfg.reconstruct_steps, n_points=cfg.reconstruct_points,
+                                           seed=cfg.seed)
                     mesh = meshes.decode(z.detach().numpy())
                     recon_cache[i] = {"mesh": mesh, "scores": meshes.score(mesh, i)}
                 generated = meshes.decode(latents[b])
@@ -189,7 +191,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
                 "retrieval": "training shape maximising the mean over query views of the best cosine to its "
                              "views (features standardised with the DiT's training statistics)",
                 "ddim_steps": cfg.steps or model.dit.config.sample_steps,
-                "reconstruct_steps": cfg.reconstruct_steps,
+                "reconstruct": {"steps": cfg.reconstruct_steps, "points_per_step": cfg.reconstruct_points},
                 "encoder": encoder_name,
                 "n_train_shapes": len(train_rows),
             },
