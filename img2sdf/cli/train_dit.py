@@ -6,6 +6,7 @@ Example: ``img2sdf train-dit DATA --decoder RUN --out DITRUN --preset tiny``. Mu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 HELP = "train the latent DiT: encoded views + poses → auto-decoder latents (paper §6)"
@@ -46,6 +47,7 @@ def resolve_encoder(data: Path, name: str | None) -> str:
 
 
 def run(args) -> int:
+    from ..train import distributed
     from ..train.train_dit import load_training_pairs, resolve_config, train_dit
 
     overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
@@ -54,7 +56,13 @@ def run(args) -> int:
     pairs = load_training_pairs(args.data, args.decoder, encoder)
     provenance = {"preset": args.preset, "data": str(args.data.resolve()),
                   "decoder_run": str(args.decoder.resolve()), "encoder": encoder}
-    train_dit(pairs, cfg, args.out, provenance=provenance, resume=args.resume, progress=not args.no_progress)
+    try:
+        train_dit(pairs, cfg, args.out, provenance=provenance, resume=args.resume,
+                  progress=not args.no_progress)
+    finally:
+        distributed.cleanup()
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
+        return 0
     print(f"train-dit: {len(pairs.obj_idx)} shapes, {cfg.steps} steps → {args.out}/dit.safetensors "
           f"(log {args.out}/log.csv, curve {args.out}/loss.png)")
     return 0
