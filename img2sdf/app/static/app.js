@@ -77,6 +77,7 @@ $("generate-form").addEventListener("submit", async (e) => {
   for (const f of chosen) body.append("images", f, f.name);
   for (const name of ["seed", "steps", "resolution"]) body.append(name, $(name).value);
   showError("");
+  $("result").hidden = true;  // an earlier result under a new error would read as this upload's
   $("generate").disabled = true;
   const started = performance.now();
   const tick = setInterval(() => {
