@@ -39,8 +39,8 @@ def run(args) -> int:
     model = ImageToShape.load(args.model)
     # The encoder loads now, so a missing one is an error at start rather than on the first upload.
     print(f"serve: {args.model} (encoder {model.encoder.name}, {len(model.train_obj_idx)} training shapes)")
+    sock = listen(args.host, args.port)  # before create_app makes its temp folder
     app = create_app(model, args.results, args.max_results)
-    sock = listen(args.host, args.port)
     print(f"serve: open http://{args.host}:{args.port} (Ctrl-C stops)")
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
