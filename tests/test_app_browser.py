@@ -72,6 +72,17 @@ def test_upload_generate_preview_and_download_in_chromium(live_server, browser, 
     page.wait_for_selector("#resolution option", state="attached")  # /api/info answered
     assert page.is_disabled("#generate")
 
+    # Drag and drop: the page takes dropped files; more than 8 are refused before any upload.
+    drop = """n => { const dt = new DataTransfer();
+        for (let k = 0; k < n; k++) dt.items.add(new File(['x'], `v${k}.png`, {type: 'image/png'}));
+        return dt; }"""
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": page.evaluate_handle(drop, 9)})
+    assert page.locator("#chosen img").count() == 9 and page.is_disabled("#generate")
+    assert page.inner_text("#error") == "Choose at most 8 images (9 chosen)."
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": page.evaluate_handle(drop, 2)})
+    assert page.inner_text("#status") == "2 images ready." and page.is_enabled("#generate")
+    assert page.is_hidden("#error")
+
     page.set_input_files("#images", str(photo))
     page.fill("#steps", "10")
     page.select_option("#resolution", "32")
