@@ -140,7 +140,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
             q_poses = poses[np.array(ids)[:, None], view_idx] if cfg.known_poses else None
             latents = model.sample_latents(q_feats, q_poses, seed=cfg.seed, steps=cfg.steps or None)
             top1 = top_k(latents, model.train_latents, 1)[0][:, 0]
-            collapse[split][str(n_views)] = collapse_stats(top1, len(train_rows))
+            collapse[split][str(n_views)] = collapse_stats(np.asarray(train_rows)[top1], len(train_rows))
             retrieved = _retrieve(_unit((q_feats - mean) / std), train_feats)
             rows = {m: [] for m in METHODS}
             bar = tqdm(shapes, desc=f"eval-gen {split} {n_views} view(s)", disable=not progress)
