@@ -19,10 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=100_000, help="surface / IoU points per mesh")
     parser.add_argument("--reconstruct-steps", type=int, default=300, help="latent fit steps (test)")
     parser.add_argument("--pictures", type=int, default=12, help="thumbnails per split (worst first)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..eval.decoder_eval import EvalConfig, evaluate_run
+    from ..train.distributed import set_threads
+
+    set_threads(args.threads)
 
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     cfg = EvalConfig(splits=splits, resolution=args.resolution, n_points=args.points,

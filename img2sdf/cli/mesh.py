@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cells per axis (a power-of-2 multiple of 32); 0 = 128 for tiny, 256 otherwise")
     parser.add_argument("--keep", default="largest", choices=["largest", "all"],
                         help="connected components to keep")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from ..generate.mesh import extract_mesh
     from ..io import write_mesh
     from ..models.decoder import load_decoder_run
+    from ..train.distributed import set_threads
+
+    set_threads(args.threads)
 
     dec_run = load_decoder_run(args.run)
     resolution = args.resolution or default_resolution(dec_run.config.preset)

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=0, help="0 = 128 for tiny, 256 otherwise")
     parser.add_argument("--latent-out", help="also save the latent as .npy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..generate.reconstruct import load_target, reconstruct_latent
     from ..io import write_mesh, write_npy
     from ..models.decoder import load_decoder_run
+    from ..train.distributed import set_threads
+
+    set_threads(args.threads)
 
     dec_run = load_decoder_run(args.run)
     points, sdf = load_target(args.target, seed=args.seed)
