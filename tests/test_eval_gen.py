@@ -62,3 +62,19 @@ def test_eval_gen_metrics_structure_and_report(tiny_runs, tmp_path, capsys):  # 
     page = (out / "report.html").read_text()
     assert "generated" in page and "retrieval" in page and page.count("<img") >= 2
     assert "report.html" in printed
+
+
+def test_study_subset_store_keeps_held_out_splits_and_balances_categories(tiny_runs, tmp_path):  # noqa: F811
+    from img2sdf.data.store import ShapeStore
+    from img2sdf.eval.study import subset_store
+
+    source = ShapeStore(tiny_runs["data"])
+    sub = subset_store(source, tmp_path / "n3", n_train=3, seed=1)
+    shapes = sub.load_manifest().shapes
+    train = [s for s in shapes if s.split == "train"]
+    assert len(train) == 3 and len({s.category for s in train}) == 3  # one per category, round-robin
+    assert [s.split for s in shapes if s.split in ("test", "ood")] == ["test", "test", "ood"]
+    assert sum(s.split == "unused" for s in shapes) == 3
+    for name in ("meshes", "shapes", "renders", "features"):  # the big store's files, linked, not copied
+        assert (sub.root / name).resolve() == (source.root / name).resolve()
+    assert sub.load_mesh(0).is_watertight

@@ -108,6 +108,8 @@ def plot_scaling(summary: dict, path: Path) -> None:
                 label = "reconstruct (ceiling)" if method == "reconstruct" else f"{method}, {views} view(s)"
                 ax.plot(sizes, ys, style, label=label, alpha=1.0 if views == "4" else 0.6)
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("training shapes")
         ax.set_ylabel("Chamfer-L1 (lower is better)")
         ax.set_title(f"{split} split")
