@@ -182,6 +182,8 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
             **metrics,
             "protocol": {
                 **METRIC_PROTOCOL,
+                "surface_points_per_mesh": cfg.n_points,  # what surface_metrics was given here
+                "iou_points": cfg.n_points,
                 "n_points": cfg.n_points,
                 "mesh_resolution": cfg.resolution,
                 "aggregation": "mean over shapes; a method with no surface scores F=0, IoU=0 and is left out "
