@@ -112,6 +112,9 @@ def test_resume_after_kill_is_exact(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (tmp_path / "killed" / "decoder.safetensors").exists()
+    from img2sdf.models.decoder import load_decoder_run
+
+    assert load_decoder_run(tmp_path / "killed").latents.shape == (2, 64)  # an unfinished run loads its ckpt
     subprocess.run(_fit_cmd(data, tmp_path / "killed", "--resume"), check=True, capture_output=True)
 
     for name in ("decoder.safetensors", "latents.safetensors"):
