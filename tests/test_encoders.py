@@ -57,18 +57,6 @@ def test_unknown_encoder_is_a_user_error():
         get_encoder(DEFAULT_ENCODER, weights="/some/dir")
 
 
-@pytest.fixture(scope="module")
-def tiny_dinov2(tmp_path_factory):
-    from transformers import Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                       image_size=224, patch_size=14)
-    path = tmp_path_factory.mktemp("dinov2-tiny")
-    Dinov2Model(cfg).eval().save_pretrained(path, safe_serialization=True)
-    return path
-
-
 def test_dinov2_real_code_path_on_a_tiny_random_model(views, tiny_dinov2):
     from transformers import BitImageProcessorPil, Dinov2Model
 

@@ -113,18 +113,11 @@ class FakeHub:
 
 
 @pytest.fixture(scope="module")
-def tiny_files(tmp_path_factory):
-    """A randomly initialised tiny DINOv2 saved with save_pretrained (safetensors) + a pickle decoy."""
-    from transformers import Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                       image_size=224, patch_size=14)
-    path = tmp_path_factory.mktemp("dinov2-tiny")
-    Dinov2Model(cfg).eval().save_pretrained(path, safe_serialization=True)
-    files = {p.name: p.read_bytes() for p in path.iterdir()}
+def tiny_files(tiny_dinov2):
+    """The tiny DINOv2 of conftest.py as the hub serves it, plus a pickle decoy that must never be fetched."""
+    files = {p.name: p.read_bytes() for p in tiny_dinov2.iterdir()}
     files["pytorch_model.bin"] = b"pickle that must never be fetched"
-    return path, files
+    return tiny_dinov2, files
 
 
 @pytest.fixture()
