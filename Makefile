@@ -36,16 +36,16 @@ demo: $(STAMP)
 	$(BIN)/img2sdf preview $(DEMO)/data -o $(DEMO)/data/preview.png
 	@echo "demo: contact sheet at $(DEMO)/data/preview.png"
 	$(BIN)/img2sdf encode $(DEMO)/data
-	$(BIN)/img2sdf fit $(DEMO)/data --out $(DEMO)/decoder --preset tiny --set threads=1 --no-progress \
+	$(BIN)/img2sdf fit $(DEMO)/data --out $(DEMO)/decoder --preset tiny --set threads=1 \
 		$$(test -f $(DEMO)/decoder/config.json && echo --resume)
-	$(BIN)/img2sdf train-dit $(DEMO)/data --decoder $(DEMO)/decoder --out $(DEMO)/dit --preset tiny --no-progress \
+	$(BIN)/img2sdf train-dit $(DEMO)/data --decoder $(DEMO)/decoder --out $(DEMO)/dit --preset tiny \
 		$$(test -f $(DEMO)/dit/config.json && echo --resume)
 	$(BIN)/img2sdf generate $(DEMO)/data/renders/obj_0032/view_0[0-3].png --poses \
 		$(DEMO)/data/renders/obj_0032/cameras.json --model $(DEMO)/dit -o $(DEMO)/generated_table.glb \
 		--preview $(DEMO)/generated_table.png
 	$(BIN)/img2sdf generate $(DEMO)/data/renders/obj_0036/view_05.png --model $(DEMO)/dit \
 		-o $(DEMO)/generated_ood_photo.glb --preview $(DEMO)/generated_ood_photo.png
-	$(BIN)/img2sdf eval-gen --model $(DEMO)/dit --out $(DEMO)/eval --reconstruct-steps 200 --no-progress
+	$(BIN)/img2sdf eval-gen --model $(DEMO)/dit --out $(DEMO)/eval --reconstruct-steps 200
 	@echo "demo: report at $(DEMO)/eval/report.html (metrics $(DEMO)/eval/metrics.json)"
 
 # Benchmarks compare against the paper's own tools (mesh-to-sdf, pyrender on OSMesa) in the same run.
