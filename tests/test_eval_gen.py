@@ -61,6 +61,7 @@ def test_eval_gen_metrics_structure_and_report(tiny_runs, tmp_path, capsys):  # 
     assert len(shapes) == (2 + 1) * 2
     page = (out / "report.html").read_text()
     assert "generated" in page and "retrieval" in page and page.count("<img") >= 2
+    assert "<td>fscore_thresholds.fscore_1pct</td>" in page  # the protocol as a readable table
     assert "report.html" in printed
 
 

@@ -282,9 +282,22 @@ def write_report_html(out_dir: str | Path, model, store, result: dict, thumb: in
              "nearest training": f"obj_{r['top1_obj_idx']:04d}"} for r in result["shapes"]]
     sections.append(Section("Per shape (worst generated Chamfer first)",
                             table=Table(list(rows[0]) if rows else [], rows, sort_by="generated.chamfer_l1")))
+    sections.append(Section("Protocol (as written into metrics.json)",
+                            table=Table(["item", "value"], _flatten(m["protocol"]))))
     _, page = write_report(out_dir, "Image → shape: held-out evaluation", sections,
-                           intro=f"model: {model.dit.path}\nprotocol: {m['protocol']}")
+                           intro=f"model: {model.dit.path}")
     return page
+
+
+def _flatten(tree: dict, prefix: str = "") -> list[dict]:
+    """Nested protocol dict → rows of {item: dotted key, value}."""
+    rows = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append({"item": f"{prefix}{key}", "value": value})
+    return rows
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:
