@@ -23,7 +23,7 @@ test: $(STAMP) browser-deps
 
 # The web demo's browser test drives Debian's Chromium (never a browser download of playwright's own).
 browser-deps:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check img2sdf tests benchmarks
@@ -50,7 +50,7 @@ demo: $(STAMP)
 
 # Benchmarks compare against the paper's own tools (mesh-to-sdf, pyrender on OSMesa) in the same run.
 bench-deps: $(STAMP)
-	dpkg -s libosmesa6 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libosmesa6)
+	dpkg -s libosmesa6 >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6)
 	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt
 
 bench: bench-deps
