@@ -158,3 +158,14 @@ def test_encode_cli(store, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     assert main(["encode", str(store.root), "--encoder", "dinov2-small"]) == 2
     assert "hf download facebook/dinov2-small" in capsys.readouterr().err
+
+
+def test_dinov2_refuses_pickled_weights(tiny_dinov2, tmp_path):
+    import shutil
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(tiny_dinov2 / "config.json", folder / "config.json")
+    (folder / "pytorch_model.bin").write_bytes(b"a pickle is never loaded")
+    with pytest.raises(UserError, match="no model.safetensors"):
+        get_encoder("dinov2-small", weights=str(folder))

@@ -54,6 +54,9 @@ def resolve_weights(name: str, weights: str | None) -> Path:
                 f"offline machine, `img2sdf fetch {name} --to DIR` or `hf download {hub_id} --local-dir DIR` "
                 f"on a connected one, copy DIR here and pass --weights DIR)"
             ) from e
+    if not (path / "model.safetensors").is_file():
+        raise UserError(f"{path}: no model.safetensors (pickled .bin weights are never loaded); "
+                        f"run `img2sdf fetch {name}` or re-save the model with `save_pretrained`")
     if (path / RECORD).is_file() and (bad := unverified_files(path)):
         raise UserError(f"{path}: {', '.join(bad)} missing or not matching the SHA-256 in {RECORD}; "
                         f"rerun `img2sdf fetch {name}{f' --to {path}' if weights else ''}`")
@@ -70,7 +73,8 @@ class Dinov2Encoder(ImageEncoder):
         source = resolve_weights(name, weights)
         self.name = name
         self.device = torch.device(device)
-        self.model = Dinov2Model.from_pretrained(source, local_files_only=True).eval().to(self.device)
+        model = Dinov2Model.from_pretrained(source, local_files_only=True, use_safetensors=True)
+        self.model = model.eval().to(self.device)
         self.dim = int(self.model.config.hidden_size)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
