@@ -13,9 +13,12 @@ import sys
 
 from ..errors import UserError
 
-# command name -> module under img2sdf.cli (order = order in --help)
+# command name -> module under img2sdf.cli, in data-flow order (= order in --help)
 COMMANDS: dict[str, str] = {
     "prepare": "prepare",
+    "preview": "preview",
+    "encode": "encode",
+    "fetch": "fetch",
     "fit": "fit",
     "mesh": "mesh",
     "reconstruct": "reconstruct",
@@ -24,9 +27,6 @@ COMMANDS: dict[str, str] = {
     "generate": "generate",
     "eval-gen": "eval_gen",
     "study": "study",
-    "encode": "encode",
-    "fetch": "fetch",
-    "preview": "preview",
     "serve": "serve",
 }
 
