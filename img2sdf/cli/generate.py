@@ -65,6 +65,7 @@ def run(args) -> int:
     import torch
 
     from ..data.images import load_view
+    from ..data.store import shape_name
     from ..errors import UserError
     from ..generate.pipeline import ImageToShape
     from ..io import write_image, write_mesh
@@ -100,7 +101,7 @@ def run(args) -> int:
           f"total {sum(t.values()):.2f} s")
     print("  nearest training shapes by latent cosine (§1.2 ii):")
     for rank, n in enumerate(result.neighbours, 1):
-        print(f"    {rank}. obj_{n['obj_idx']:04d}  {n['category']:<14s} cos {n['cos']:.4f}")
+        print(f"    {rank}. {shape_name(n['obj_idx'])}  {n['category']:<14s} cos {n['cos']:.4f}")
     if args.preview:
         print(f"  preview: {args.preview}")
     return 0

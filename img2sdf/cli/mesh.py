@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from ..data.store import shape_name
     from ..errors import UserError
     from ..eval.decoder_eval import default_resolution
     from ..generate.mesh import extract_mesh
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         jobs = [(args.shape, Path(args.output))]
     else:
         ext = args.format.lstrip(".")
-        jobs = [(i, Path(args.run) / "meshes" / f"obj_{i:04d}.{ext}") for i in dec_run.obj_idx]
+        jobs = [(i, Path(args.run) / "meshes" / f"{shape_name(i)}.{ext}") for i in dec_run.obj_idx]
     failed = 0
     for obj_idx, path in tqdm(jobs, desc="mesh", disable=len(jobs) == 1):
         t = time.perf_counter()
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             if len(jobs) == 1:
                 raise
             failed += 1
-            tqdm.write(f"obj_{obj_idx:04d}: {e}")
+            tqdm.write(f"{shape_name(obj_idx)}: {e}")
             continue
         write_mesh(path, mesh)
         if len(jobs) == 1:

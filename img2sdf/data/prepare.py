@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..io import read_json, write_json
 from .sources import ShapeRecord, load_shape
-from .store import Manifest, ShapeEntry, ShapeStore
+from .store import Manifest, ShapeEntry, ShapeStore, shape_name
 from .watertight import ShapeError, WatertightConfig, make_watertight
 
 STAGES = ("watertight", "sdf", "render")
@@ -78,7 +78,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def status_path(store: ShapeStore, obj_idx: int) -> Path:
-    return store.root / "status" / f"obj_{obj_idx:04d}.json"
+    return store.root / "status" / f"{shape_name(obj_idx)}.json"
 
 
 def prepare(root: str | Path, source, cfg: PrepareConfig) -> tuple[Manifest, list[ShapeEntry]]:
@@ -208,7 +208,7 @@ def _stage_done(store: ShapeStore, entry: ShapeEntry, stage: str) -> bool:
 
 def _remove_stale_tmp(store: ShapeStore, obj_idx: int) -> None:
     """Delete temporaries a killed run left for this shape (only this shard touches this shape's files)."""
-    name = f"obj_{obj_idx:04d}"
+    name = shape_name(obj_idx)
     patterns = [(store.root / d, f".{name}.*.tmp-*") for d in ("meshes", "shapes", "status")]
     patterns.append((store.render_dir(obj_idx), ".*.tmp-*"))
     for folder, pattern in patterns:

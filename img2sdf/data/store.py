@@ -30,6 +30,11 @@ MANIFEST_VERSION = 1
 SPLITS = ("train", "test", "ood")
 
 
+def shape_name(obj_idx: int) -> str:
+    """The file stem every artefact of shape ``obj_idx`` uses (``obj_0042``)."""
+    return f"obj_{obj_idx:04d}"
+
+
 @dataclass
 class ShapeEntry:
     obj_idx: int
@@ -46,7 +51,7 @@ class ShapeEntry:
 
     @property
     def name(self) -> str:
-        return f"obj_{self.obj_idx:04d}"
+        return shape_name(self.obj_idx)
 
 
 @dataclass
@@ -99,13 +104,13 @@ class ShapeStore:
         return self.root / "manifest.json"
 
     def mesh_path(self, obj_idx: int) -> Path:
-        return self.root / "meshes" / f"obj_{obj_idx:04d}.ply"
+        return self.root / "meshes" / f"{shape_name(obj_idx)}.ply"
 
     def sdf_path(self, obj_idx: int) -> Path:
-        return self.root / "shapes" / f"obj_{obj_idx:04d}.npz"
+        return self.root / "shapes" / f"{shape_name(obj_idx)}.npz"
 
     def render_dir(self, obj_idx: int) -> Path:
-        return self.root / "renders" / f"obj_{obj_idx:04d}"
+        return self.root / "renders" / shape_name(obj_idx)
 
     def features_path(self, encoder: str) -> Path:
         return self.root / "features" / f"{encoder}.npy"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.store import ShapeStore
+from ..data.store import ShapeStore, shape_name
 from ..errors import UserError
 from ..io import write_json, write_mesh
 from .metrics import METRIC_PROTOCOL, surface_metrics
@@ -182,7 +182,7 @@ def write_decoder_report(run_dir: Path, metrics: dict, cfg: EvalConfig,
             gt = thumbnail(store.load_mesh(row["obj_idx"]), cfg.thumb_size)
             pred = (thumbnail(trimesh.load(run_dir / row["mesh"], force="mesh"), cfg.thumb_size)
                     if "mesh" in row else np.zeros_like(gt))
-            caption = f"obj_{row['obj_idx']:04d} {row['category']}: " + (
+            caption = f"{shape_name(row['obj_idx'])} {row['category']}: " + (
                 f"Chamfer-L1 {row['chamfer_l1']:.4f}, F@1% {row['fscore_1pct']:.2f}" if "mesh" in row
                 else "no surface")
             figures.append(Figure(contact_sheet([pred, gt], ["decoded", "ground truth"]), caption))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.store import shape_name
 from ..errors import UserError
 from ..io import write_json
 from .diagnostics import collapse_stats, recall_stats, top_k
@@ -268,7 +269,7 @@ def write_report_html(out_dir: str | Path, model, store, result: dict, thumb: in
                 continue
             views, _ = load_render_views(store, obj_idx)
             images.append(_fit(views[kept["input_view"]], thumb))
-            labels.append(f"obj_{obj_idx:04d} input")
+            labels.append(f"{shape_name(obj_idx)} input")
             for label in columns:
                 mesh = kept.get(label)
                 images.append(blank if mesh is None else thumbnail(mesh, thumb))
@@ -277,9 +278,9 @@ def write_report_html(out_dir: str | Path, model, store, result: dict, thumb: in
             sheet = contact_sheet(images, labels, cols=1 + len(columns))
             sections.append(Section(f"{split}: input, generated, references, ground truth",
                                     figures=[Figure(sheet, f"{split} split: one held-out shape per row")]))
-    rows = [{"split": r["split"], "views": r["views"], "shape": f"obj_{r['obj_idx']:04d}",
+    rows = [{"split": r["split"], "views": r["views"], "shape": shape_name(r['obj_idx']),
              "category": r["category"], **{f"{k}.chamfer_l1": r[f"{k}.chamfer_l1"] for k in METHODS},
-             "nearest training": f"obj_{r['top1_obj_idx']:04d}"} for r in result["shapes"]]
+             "nearest training": shape_name(r['top1_obj_idx'])} for r in result["shapes"]]
     sections.append(Section("Per shape (worst generated Chamfer first)",
                             table=Table(list(rows[0]) if rows else [], rows, sort_by="generated.chamfer_l1")))
     sections.append(Section("Protocol (as written into metrics.json)",

@@ -140,8 +140,7 @@ def train_dit(
     if is_main:
         write_json(out / "config.json", config)
 
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    distributed.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = LatentDiT(cfg.model)
     model.set_statistics(pairs.latents, pairs.features.reshape(-1, pairs.features.shape[-1]).float())
@@ -266,7 +265,7 @@ def load_dit_run(run_dir: str | Path) -> DiTRun:
 
 def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder: str) -> PairedViews:
     """Latents of the auto-decoder run paired with the store's cached features/poses of the same shapes."""
-    from ..data.store import ShapeStore
+    from ..data.store import ShapeStore, shape_name
     from ..models.decoder import load_decoder_run
 
     store = ShapeStore(data_root)
@@ -277,7 +276,8 @@ def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder:
     missing = [i for i in obj_idx if i >= len(filled) or not filled[i]]
     if missing:
         raise UserError(f"{store.features_path(encoder)}: no features for {len(missing)} training shapes "
-                        f"(e.g. obj_{missing[0]:04d}); run `img2sdf encode {data_root} --encoder {encoder}`")
+                        f"(e.g. {shape_name(missing[0])}); "
+                        f"run `img2sdf encode {data_root} --encoder {encoder}`")
     return PairedViews(
         latents=torch.as_tensor(run.latents).detach().float().cpu(),
         features=torch.from_numpy(np.ascontiguousarray(features[obj_idx])),
