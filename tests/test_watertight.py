@@ -116,3 +116,42 @@ def test_bad_meshes_are_refused_with_a_reason(kind):
 
 def test_check_mesh_accepts_a_good_mesh():
     check_mesh(analytic.box_mesh(0.3))
+
+
+def _box(lo, hi):
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    centre = trimesh.transformations.translation_matrix((lo + hi) / 2)
+    return trimesh.creation.box(extents=hi - lo, transform=centre)
+
+
+def _box_sdf(p, lo, hi):
+    centre, half = (np.asarray(lo) + hi) / 2, (np.asarray(hi) - lo) / 2
+    q = np.abs(p - centre) - half
+    return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(axis=1), 0)
+
+
+# Unions of axis-aligned boxes whose faces fall on the bounding-box centre plane or other half-voxel
+# positions of the grid (before the fix: "remeshed: watertight=False"), plus a generic offset as control.
+BOX_UNIONS = {
+    "touching along a face": [((-1, -1, -1), (0, 1, 1)), ((0, -1, 0), (1, 1, 1))],
+    "overlapping L": [((-1, -1, -1), (0.5, 1, 1)), ((-0.5, -1, 0), (1, 1, 1))],
+    "overlapping step": [((-1, -1, -1), (1, 1, 0)), ((-0.5, -0.5, -0.5), (0.5, 0.5, 1))],
+    "flush quarter sizes": [((-0.125, -0.375, -0.375), (0.125, 0.375, 0.375)),
+                            ((0.125, -0.375, 0.125), (0.375, 0.375, 0.375))],
+    "small box on a big one": [((-1, -1, -1), (1, 1, 0.5)), ((-0.25, -0.25, 0), (0.25, 0.25, 1))],
+    "generic offsets": [((-0.61, -0.5, -0.43), (0.37, 0.52, 0.3)), ((0.05, -0.21, -0.12), (0.83, 0.4, 0.71))],
+}
+
+
+@pytest.mark.parametrize("grid", [64, 128])
+@pytest.mark.parametrize("name", list(BOX_UNIONS))
+def test_unions_of_axis_aligned_boxes_become_one_closed_solid(name, grid):
+    boxes = BOX_UNIONS[name]
+    out, transform, info = make_watertight(trimesh.util.concatenate([_box(*b) for b in boxes]),
+                                           WatertightConfig(resolution=grid))
+    assert info["method"] == "remeshed"
+    _assert_closed(out)
+    assert len(out.split(only_watertight=False)) == 1
+    truth = _truth_in_normalised(lambda p: np.min([_box_sdf(p, *b) for b in boxes], axis=0), transform)
+    error = np.abs(truth(out.sample(5000, seed=0)) - 0.5 * grid_spacing(grid))
+    assert error.mean() < 0.1 * grid_spacing(grid) and np.quantile(error, 0.99) < grid_spacing(grid)

@@ -7,7 +7,8 @@ The paper used a proprietary Houdini VDB pipeline. Here: normalise to the unit b
      (libigl) in a narrow band found coarse-to-fine; inside/outside from the generalised winding number
      (robust to holes, internal faces, overlapping parts and inverted orientation), evaluated per vertex
      only next to the surface and once per connected region elsewhere; marching cubes (scikit-image) at
-     the level ``offset_voxels * h``; quadric decimation of the result by half.
+     the level ``offset_voxels * h`` (grid values on the level itself are nudged just outside it, see
+     ``_off_level``: axis-aligned CAD faces otherwise give non-manifold output); quadric decimation by half.
 The small positive level keeps thin parts: every point of the input surface lies within 0.87 h of a grid
 vertex, so a spoke of radius r survives whenever r + offset >= 0.71 h (the widest gap between grid lines);
 with the default offset of 0.5 h any spoke thicker than 0.21 h (0.0036 at 128^3) stays connected, and an
@@ -110,6 +111,7 @@ def remesh(mesh: trimesh.Trimesh, resolution: int = 128, offset_voxels: float = 
                                      lower_bound=0.0, upper_bound=band)[0]
     signs = _signs(V, F, axis, dist, max(level, 0.55 * h))
     volume = (signs * np.fmin(dist, band)).reshape((resolution,) * 3).astype(np.float32)
+    _off_level(volume, level, h)
     if volume.min() >= level:  # surface parts much smaller than a voxel, far from all grid vertices
         raise ShapeError(f"nothing to mesh at grid resolution {resolution} (the shape is too small)")
     verts, faces, _, _ = measure.marching_cubes(volume, level=level, spacing=(h, h, h))
@@ -117,6 +119,20 @@ def remesh(mesh: trimesh.Trimesh, resolution: int = 128, offset_voxels: float = 
     if out.volume < 0:
         out.invert()
     return _decimate(out)
+
+
+def _off_level(volume: np.ndarray, level: float, h: float, margin: float = 1e-3) -> None:
+    """Move grid values off the level (in place) so that no marching-cubes vertex lands on a grid vertex.
+
+    A flat face parallel to a grid plane at exactly ``level`` from it (an axis-aligned face on the bounding
+    box's centre plane or any other half-voxel position: common in CAD parts and unions of boxes) puts whole
+    planes of grid vertices at the level. Marching cubes then emits several vertices at the same grid
+    vertex, one per incident edge; merging them leaves non-manifold edges and degenerate faces, so the
+    output is not watertight. Values within ``margin * h`` of the level are set just outside it, which moves
+    the surface by at most that much (1e-3 voxel).
+    """
+    near = np.abs(volume - np.float32(level)) < margin * h
+    volume[near] = np.float32(level + margin * h)
 
 
 def _decimate(mesh: trimesh.Trimesh, reduction: float = 0.5) -> trimesh.Trimesh:
