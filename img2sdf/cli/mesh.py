@@ -1,4 +1,7 @@
-"""Mesh a fitted auto-decoder's shapes: coarse-to-fine SDF evaluation and marching cubes (paper §5.3).
+"""Mesh a fitted run's shapes: coarse-to-fine SDF evaluation and marching cubes (paper §5.3).
+
+RUN is an auto-decoder run (`img2sdf fit`: decoder + the shape's latent) or a per-shape MLP run
+(`img2sdf fit-mlps`: the shape's own MLP); the kind is read from RUN/config.json.
 
 ``img2sdf mesh RUN --shape K -o out.glb`` meshes the shape with manifest obj_idx K; ``--all`` writes every
 training shape to RUN/meshes/obj_NNNN.<format>. The output keeps the largest connected component (one
@@ -13,7 +16,7 @@ HELP = "extract meshes from a fitted decoder run (marching cubes, coarse-to-fine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="decoder run folder (from `img2sdf fit`)")
+    parser.add_argument("run", help="run folder (from `img2sdf fit` or `img2sdf fit-mlps`)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--shape", type=int, metavar="K", help="manifest obj_idx of a training shape")
     which.add_argument("--all", action="store_true", help="every training shape, into RUN/meshes/")
@@ -43,7 +46,19 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
 
-    dec_run = load_decoder_run(args.run)
+    if _is_mlp_run(Path(args.run)):
+        from ..train.fit_mlps import load_mlp_run
+
+        dec_run = load_mlp_run(args.run)
+
+        def shape_mesh(obj_idx: int):
+            return _mlp_mesh(dec_run.row(obj_idx), resolution, args.keep)
+    else:
+        dec_run = load_decoder_run(args.run)
+
+        def shape_mesh(obj_idx: int):
+            latent = dec_run.latents[dec_run.obj_idx.index(obj_idx)]
+            return extract_mesh(dec_run.decoder, latent, resolution=resolution, keep=args.keep)
     resolution = args.resolution or default_resolution(dec_run.config.preset)
     if args.shape is not None:
         if not args.output:
@@ -58,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for obj_idx, path in tqdm(jobs, desc="mesh", disable=len(jobs) == 1):
         t = time.perf_counter()
-        latent = dec_run.latents[dec_run.obj_idx.index(obj_idx)]
         try:
-            mesh = extract_mesh(dec_run.decoder, latent, resolution=resolution, keep=args.keep)
+            mesh = shape_mesh(obj_idx)
         except UserError as e:
             if len(jobs) == 1:
                 raise
@@ -74,3 +88,22 @@ def run(args: argparse.Namespace) -> int:
     if len(jobs) > 1:
         print(f"{len(jobs) - failed} meshes in {Path(args.run) / 'meshes'} ({failed} without a surface)")
     return 0
+
+
+def _is_mlp_run(run) -> bool:
+    from ..io import read_json
+    from ..train.fit_mlps import RUN_KIND
+
+    cfg = run / "config.json"
+    return cfg.is_file() and read_json(cfg).get("kind") == RUN_KIND
+
+
+def _mlp_mesh(weights, resolution: int, keep: str):
+    """One shape's own MLP (fit-mlps) through the same coarse-to-fine marching cubes."""
+    from ..generate.mesh import grid_to_mesh, sparse_grid
+    from ..models.mlp import mlp_sdf_fn
+
+    grid = sparse_grid(mlp_sdf_fn(weights), resolution)
+    mesh = grid_to_mesh(grid, keep)
+    mesh.metadata["sdf_evaluations"] = grid.evaluations
+    return mesh
