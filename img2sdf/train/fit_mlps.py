@@ -20,7 +20,7 @@ epoch), so a shape's fit does not depend on which other shapes share its batch, 
 Run folder::
 
     config.json                       kind "fit-mlps", the resolved config, data_root, obj_idx (row order)
-    anchor.safetensors                init=anchor: {"weights": [54785]}, metadata obj_idx and final_loss
+    anchor.safetensors                init=anchor: {"weights": [1, 54785]}, metadata obj_idx, final_loss
     anchor/ckpt/, anchor/log.csv      the anchor's own checkpoints and log
     shards/I-of-N/chunk_CCCC.safetensors   finished chunks: {"weights": [m, 54785]}, metadata obj_idx, losses
     shards/I-of-N/ckpt/, log.csv      the running chunk's checkpoint (safetensors + JSON) and log
