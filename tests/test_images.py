@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from img2sdf.data.images import FRAME_FRACTION, BusyBackgroundWarning, load_view
+from img2sdf.data import images
+from img2sdf.data.images import FRAME_FRACTION, BusyBackgroundWarning, frame_view, load_view
 from img2sdf.errors import UserError
 
 S = 224
@@ -145,3 +146,97 @@ def test_bad_inputs_are_one_line_user_errors(tmp_path):
         with pytest.raises(UserError, match=message) as info:
             load_view(tmp_path / name)
         assert name in str(info.value) and "\n" not in str(info.value)
+
+
+def test_frame_view_frames_an_array_as_load_view_frames_its_file(tmp_path):
+    rgba = np.zeros((300, 200, 4), np.uint8)
+    rgba[10:70, 20:140] = (30, 220, 90, 255)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert np.array_equal(frame_view(rgba, None), load_view(tmp_path / "a.png"))
+    im = scene()
+    Image.fromarray(im).save(tmp_path / "b.png")
+    assert np.array_equal(frame_view(im, None), load_view(tmp_path / "b.png"))
+    mask = np.zeros(im.shape[:2], bool)
+    mask[:150] = True  # an explicit mask wins over the border colour: the top half is the object
+    h, w = assert_framed(frame_view(im, mask, size=S))
+    assert abs(w / h - 400 / 150) < 0.1
+
+
+@pytest.mark.parametrize("kind", ["border colour", "alpha"])
+def test_large_images_are_framed_like_the_direct_path(kind):
+    """Above 2 * WORK * size px the object is found on reduced copies; the view matches the full-size path."""
+    im = scene(h=2000, w=2600, box=(500, 1700, 700, 1300), fg=(200, 60, 40))
+    im[800:900, 900:1100] = (40, 60, 200)  # detail that a misplaced crop would move
+    alpha = None
+    if kind == "alpha":
+        alpha = (np.abs(im.astype(int) - 255).sum(-1) > 0).astype(np.float32)
+        im[alpha == 0] = (0, 255, 0)  # colour under zero alpha must not bleed in when reducing
+    assert max(im.shape) >= 2 * images.WORK * S
+    large = frame_view(im, alpha)
+    rgb, a = images._split_alpha(im, alpha)
+    direct = images._frame_direct(rgb, a, S, "x")
+    assert_framed(large, fg=(200, 60, 40))
+    diff = np.abs(large.astype(int) - direct.astype(int))
+    assert diff.mean() < 1.0 and np.quantile(diff, 0.99) < 40
+
+
+def test_large_jpeg_decodes_at_a_reduced_scale_and_is_framed(tmp_path):
+    Image.fromarray(scene(h=3000, w=5000, box=(600, 2400, 1000, 2000))).save(tmp_path / "big.jpg", quality=90)
+    im = images.open_image(tmp_path / "big.jpg", draft_side=images.DRAFT_SIDE)
+    assert max(im.size) < 5000 and max(im.size) >= images.DRAFT_SIDE  # the DCT did the reduction
+    h, w = assert_framed(load_view(tmp_path / "big.jpg"), fg=(200, 60, 40))
+    assert abs(h / w - 1.8) < 0.1
+
+
+MEMORY_PROBE = """
+import sys, warnings
+import numpy as np
+from PIL import Image
+from img2sdf.data.images import load_view
+path = sys.argv[1]
+a = np.full((7000, 7000, 3), 255, np.uint8)
+a[2000:4500, 1500:5000] = (200, 60, 40)
+Image.fromarray(a).save(path, compress_level=1)
+del a
+def rss():
+    return int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1])
+def hwm():
+    return int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1])
+open("/proc/self/clear_refs", "w").write("5")  # reset VmHWM to the current RSS
+before = rss()
+out = load_view(path)
+print((hwm() - before) / 1024, int(out[112, 112, 0]))
+"""
+
+
+def test_a_huge_mostly_white_png_costs_about_its_decoded_size(tmp_path):
+    """49 Mpx (147 MB as RGB): the float32 copies of the whole image took ~1.8 GB; now the decoded image
+    (PIL keeps 4 bytes a pixel: 196 MB) plus a few reduced copies."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "huge.png")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    extra_mb, centre = float(out[0]), int(out[1])
+    assert centre > 150  # the object (red 200) is in the middle of the view
+    assert extra_mb < 350, f"load_view of a 7000² PNG raised the peak by {extra_mb:.0f} MB"
+
+
+def test_a_many_frame_gif_costs_its_first_frame(tmp_path, monkeypatch):
+    from PIL import GifImagePlugin
+
+    frames = [Image.fromarray(scene(h=64, w=64, box=(10, 50, 20, 40), fg=(255, 0, 0), bg=(0, 0, 0)))]
+    frames += [Image.fromarray(np.full((64, 64, 3), k, np.uint8)) for k in range(1, 200)]
+    frames[0].save(tmp_path / "many.gif", save_all=True, append_images=frames[1:], duration=10)
+    seeks = []
+    real_seek = GifImagePlugin.GifImageFile._seek
+
+    def counting_seek(self, frame, *args, **kwargs):
+        seeks.append(frame)
+        return real_seek(self, frame, *args, **kwargs)
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "_seek", counting_seek)
+    with pytest.warns(UserWarning, match="animated; using the first frame"):
+        out = load_view(tmp_path / "many.gif")
+    assert max(seeks) <= 1, f"frames decoded or skipped: {sorted(set(seeks))}"
+    assert out[S // 2, S // 2, 0] > 200
