@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -102,7 +104,8 @@ def test_busy_background_and_several_views(client, tiny_runs):  # noqa: F811
 
 @pytest.mark.parametrize("files, data, message", [
     ([("notes.png", b"just some text")], {}, "notes.png: not an image PIL can read"),
-    ([(f"v{k}.jpg", b"x") for k in range(9)], {}, "give 1 to 8 images, got 9"),
+    ([(f"v{k}.jpg", b"x") for k in range(9)], {}, "give 1 to 8 images; the upload has more"),
+    ([(f"v{k}.jpg", b"x") for k in range(32)], {}, "give 1 to 8 images; the upload has more"),
     ([], {}, "give 1 to 8 images, got 0"),
     ([("a.jpg", b"x")], {"steps": "many"}, "steps: 'many' is not a whole number"),
     ([("a.jpg", b"x")], {"resolution": "100"}, "resolution: 100 is not offered"),
@@ -170,3 +173,116 @@ def test_serve_cli_errors(tmp_path, capsys):
             listen("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+def _multipart(files: list[tuple[str, bytes]], boundary: str = "img2sdf-test") -> tuple[bytes, dict]:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="{name}"\r\n'
+             f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n" for name, data in files]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_a_body_over_the_cap_is_413_with_or_without_content_length(client, monkeypatch):
+    monkeypatch.setattr(server, "MAX_BODY_BYTES", 50_000)
+    body, headers = _multipart([("big.png", b"\0" * 60_000)])
+    r = client.post("/api/generate", content=body, headers=headers)
+    assert r.status_code == 413 and r.json()["error"].startswith("upload of 0 MB is too large")
+
+    sent = []
+
+    def chunks():  # no Content-Length: chunked transfer encoding
+        for k in range(0, len(body), 4096):
+            sent.append(k)
+            yield body[k:k + 4096]
+
+    r = client.post("/api/generate", content=chunks(), headers=headers)
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]
+    assert error.startswith("upload is too large; send at most 8 images") and "\n" not in error
+    assert list(client.app.state.service.results.root.iterdir()) == []
+    small, headers = _multipart([("notes.png", b"not an image")])
+    r = client.post("/api/generate", content=iter([small]), headers=headers)  # chunked, under the cap
+    assert r.status_code == 400 and r.json()["error"].startswith("notes.png: not an image")
+
+
+def test_beyond_the_queue_bound_the_answer_is_503_with_retry_after(client, tiny_runs):  # noqa: F811
+    service = client.app.state.service
+    photo_file = [("images", ("box.jpg", studio_photo(tiny_runs, 2), "image/jpeg"))]
+    for _ in range(service.max_waiting + 1):  # one generating plus max_waiting waiting
+        service.admit()
+    try:
+        r = client.post("/api/generate", files=photo_file, data=FAST)
+        assert r.status_code == 503
+        seconds = int(r.headers["retry-after"])
+        assert seconds >= 1 and r.json() == {"error": f"busy, retry in {seconds} s", "retry_after": seconds}
+    finally:
+        for _ in range(service.max_waiting + 1):
+            service.release()
+    r = client.post("/api/generate", files=photo_file, data=FAST)
+    assert r.status_code == 200, r.text
+
+
+def _upload(tiny_runs):  # noqa: F811
+    photo = studio_photo(tiny_runs, 2)
+    return [("box.jpg", io.BytesIO(photo), len(photo))]
+
+
+def test_a_cancelled_job_stops_at_its_next_forward_pass_and_leaves_no_folder(
+        model, tiny_runs, tmp_path, monkeypatch):  # noqa: F811
+    service = server.DemoService(model, server.ResultStore(tmp_path / "results", 4))
+    try:
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(server.Cancelled):  # its client left while it was queued: never starts
+            service.generate(_upload(tiny_runs), server.Options(steps=10, resolution=32), cancel)
+        meshed = []
+        real_mesh = model.mesh
+
+        def disconnect_then_mesh(*args, **kwargs):  # the client leaves after sampling
+            cancel.set()
+            meshed.append(True)
+            return real_mesh(*args, **kwargs)
+
+        cancel = threading.Event()
+        monkeypatch.setattr(model, "mesh", disconnect_then_mesh)
+        with pytest.raises(server.Cancelled):
+            service.generate(_upload(tiny_runs), server.Options(steps=10, resolution=32), cancel)
+        assert meshed and list((tmp_path / "results").iterdir()) == [] and len(service.results) == 0
+        monkeypatch.undo()
+        answer = service.generate(_upload(tiny_runs), server.Options(steps=10, resolution=32))
+        assert answer["faces"] > 0  # the hooks stay out of the way of jobs nobody cancelled
+    finally:
+        service.close()
+
+
+def test_a_client_that_disconnects_while_queued_leaves_no_job(model, tiny_runs, tmp_path):  # noqa: F811
+    import uvicorn
+
+    app = create_app(model, tmp_path / "results", max_results=4)
+    service = app.state.service
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    body, headers = _multipart([("box.jpg", studio_photo(tiny_runs, 2))])
+    request = (f"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {headers['content-type']}"
+               f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    try:
+        deadline = time.time() + 60
+        while not srv.started and time.time() < deadline:
+            time.sleep(0.05)
+        with service._lock:  # another job is generating
+            client = socket.create_connection(("127.0.0.1", port))
+            client.sendall(request)
+            while service._admitted == 0 and time.time() < deadline:
+                time.sleep(0.05)
+            assert service._admitted == 1
+            client.close()
+            while service._admitted and time.time() < deadline:  # the server notices the disconnect
+                time.sleep(0.05)
+            assert service._admitted == 0
+        assert list((tmp_path / "results").iterdir()) == [] and len(service.results) == 0
+    finally:
+        srv.should_exit = True
+        thread.join(30)

@@ -5,11 +5,21 @@
 timings, the top-5 training neighbours by latent cosine (§1.2 ii), any busy-background warnings and the URLs
 of the preview strip and the mesh (GLB, or OBJ/STL converted on first request). Bad input answers HTTP 400
 ``{"error": "one line"}``. Each result lives in its own folder; only the most recently used are kept.
+
+Limits, so that one client cannot exhaust a small public box: the body is counted while it streams in
+(with or without Content-Length) and cut off beyond :data:`MAX_BODY_BYTES` with 413; the multipart parser
+stops at :data:`MAX_VIEWS` files; at most one request generates and :data:`MAX_WAITING` more wait (while
+uploading or queued), beyond that 503 with ``Retry-After`` and ``{"error": "busy, retry in N s"}``. A
+client that disconnects cancels its job: a queued job never starts, a running one stops at its next
+decoder or DiT forward pass, and its result folder is deleted. Uploads stay in Starlette's spooled
+temporary files (on disk beyond 1 MB, never named in the file system) until the job has copied them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import re
 import shutil
 import tempfile
@@ -27,6 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from ..errors import UserError
 
@@ -34,12 +45,30 @@ STATIC = Path(__file__).parent / "static"
 MAX_VIEWS = 8
 MAX_IMAGE_MB = 20
 MAX_IMAGE_BYTES = MAX_IMAGE_MB * 2**20
+MAX_BODY_BYTES = MAX_VIEWS * MAX_IMAGE_BYTES + 2**20  # eight full-size images plus the form fields
+MAX_WAITING = 4  # requests that may wait (uploading or queued) behind the one generating
 RESOLUTIONS = (32, 64, 96, 128, 192, 256)  # marching-cubes grids offered; 256³ is ≈ 17 M decoder queries
 MAX_STEPS = 1000
 TURNTABLE = [(35.0 + 90.0 * k, 25.0) for k in range(4)]  # (azimuth, elevation): the 3/4 view, then each side
 PREVIEW_PX = 256
 MESH_FORMATS = ("glb", "obj", "stl")
 RESULT_ID = re.compile(r"[0-9a-f]{12}")
+
+
+class Busy(Exception):
+    """More than MAX_WAITING requests already wait; ``retry_after`` seconds is the estimated wait."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"busy, retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Cancelled(Exception):
+    """The client of a job disconnected."""
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 @dataclass
@@ -87,12 +116,40 @@ class ResultStore:
 
 
 class DemoService:
-    """The loaded pipeline, the result store and the lock that serialises generation."""
+    """The loaded pipeline, the result store, the lock that serialises generation and the bounded queue."""
 
-    def __init__(self, model, results: ResultStore):
+    def __init__(self, model, results: ResultStore, max_waiting: int = MAX_WAITING):
         self.model = model
         self.results = results
+        self.max_waiting = max_waiting
         self._lock = threading.Lock()
+        self._admitted = 0  # requests between admit() and release(): the one generating plus the waiting
+        self._count_lock = threading.Lock()
+        self._seconds = 5.0  # running mean of the job time, for Retry-After
+        self._cancel: threading.Event | None = None  # the running job's, checked at every forward pass
+        self._hooks = [module.register_forward_pre_hook(self._check_cancelled)
+                       for module in (model.decoder, model.dit.model)]
+
+    def close(self) -> None:
+        """Detach from the model (its forward hooks), e.g. when the app shuts down."""
+        for hook in self._hooks:
+            hook.remove()
+
+    def _check_cancelled(self, module, args) -> None:
+        event = self._cancel
+        if event is not None and event.is_set():
+            raise Cancelled()
+
+    def admit(self) -> None:
+        """Reserve a place for a request (generating or waiting), or raise :class:`Busy`."""
+        with self._count_lock:
+            if self._admitted > self.max_waiting:
+                raise Busy(max(1, math.ceil(self._seconds * self._admitted)))
+            self._admitted += 1
+
+    def release(self) -> None:
+        with self._count_lock:
+            self._admitted -= 1
 
     def info(self) -> dict:
         dit = self.model.dit
@@ -122,30 +179,51 @@ class DemoService:
                             f"{', '.join(map(str, RESOLUTIONS))}")
         return opts
 
-    def generate(self, uploads: list[tuple[str, bytes]], opts: Options) -> dict:
-        """(filename, bytes) of 1-8 images → the JSON answer; runs in a worker thread, one at a time."""
+    @staticmethod
+    def check_uploads(uploads: list[tuple[str, object, int]]) -> None:
+        """(filename, file, size in bytes) of the uploads: 1-8 files of at most MAX_IMAGE_MB each."""
         if not 1 <= len(uploads) <= MAX_VIEWS:
             raise UserError(f"give 1 to {MAX_VIEWS} images, got {len(uploads)}")
-        for name, data in uploads:
-            if len(data) > MAX_IMAGE_BYTES:
-                raise UserError(f"{name}: {len(data) / 2**20:.1f} MB exceeds the {MAX_IMAGE_MB} MB limit; "
+        for name, _, size in uploads:
+            if size > MAX_IMAGE_BYTES:
+                raise UserError(f"{name}: {size / 2**20:.1f} MB exceeds the {MAX_IMAGE_MB} MB limit; "
                                 "downscale it first")
-        with self._lock:
+
+    def generate(self, uploads: list[tuple[str, object, int]], opts: Options,
+                 cancel: threading.Event | None = None) -> dict:
+        """(filename, file, size) of 1-8 images → the JSON answer; runs in a worker thread, one at a time.
+
+        ``cancel`` set (the client left) stops the job before it starts or at its next forward pass."""
+        self.check_uploads(uploads)
+        cancel = cancel or threading.Event()
+        while not self._lock.acquire(timeout=0.2):  # queued: a client that leaves takes its job along
+            if cancel.is_set():
+                raise Cancelled()
+        try:
+            if cancel.is_set():
+                raise Cancelled()
             rid, folder = self.results.new_folder()
+            self._cancel, t0 = cancel, time.perf_counter()
             try:
-                answer = self._run(rid, folder, uploads, opts)
+                answer = self._run(rid, folder, uploads, opts, cancel)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
+            finally:
+                self._cancel = None
+                self._seconds = 0.7 * self._seconds + 0.3 * (time.perf_counter() - t0)
+        finally:
+            self._lock.release()
         self.results.add(rid)
         return answer
 
-    def _run(self, rid: str, folder: Path, uploads: list[tuple[str, bytes]], opts: Options) -> dict:
+    def _run(self, rid: str, folder: Path, uploads: list[tuple[str, object, int]], opts: Options,
+             cancel: threading.Event) -> dict:
         from ..eval.gallery import thumbnail
         from ..io import write_image, write_mesh
 
         t0 = time.perf_counter()
-        views, notes = self._load_views(folder / "inputs", uploads)
+        views, notes = self._load_views(folder / "inputs", uploads, cancel)
         if self.model.dit.config.pose_dropout == 0:
             notes.append("this model never trained its unknown-pose token (pose_dropout = 0), so photos "
                          "without camera poses may give poor shapes")
@@ -153,6 +231,8 @@ class DemoService:
         result = self.model.generate(views, None, seed=opts.seed, steps=opts.steps,
                                      resolution=opts.resolution)
         mesh = result.mesh
+        if cancel.is_set():
+            raise Cancelled()
         if len(mesh.faces) == 0:
             raise UserError("the decoder's surface is empty for this latent; try another seed")
         write_mesh(folder / "mesh.glb", mesh)
@@ -177,15 +257,20 @@ class DemoService:
         }
 
     @staticmethod
-    def _load_views(folder: Path, uploads: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[str]]:
+    def _load_views(folder: Path, uploads: list[tuple[str, object, int]], cancel: threading.Event
+                    ) -> tuple[np.ndarray, list[str]]:
         """Uploads → framed 224² views (``load_view``); messages name the uploaded file, not the temp copy."""
         from ..data.images import load_view
-        from ..io import write_bytes
 
         views, notes = [], []
-        for k, (name, data) in enumerate(uploads):
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, (name, file, _) in enumerate(uploads):
+            if cancel.is_set():
+                raise Cancelled()
             path = folder / f"{k}{Path(name).suffix.lower()[:8]}"
-            write_bytes(path, data)
+            file.seek(0)
+            with open(path, "wb") as out:
+                shutil.copyfileobj(file, out, 2**20)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
@@ -222,6 +307,7 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        service.close()
         if owned:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -232,6 +318,11 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
     @app.exception_handler(UserError)
     async def user_error(request, exc: UserError):
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(Busy)
+    async def busy(request, exc: Busy):
+        return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=503,
+                            headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
@@ -247,21 +338,44 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
 
     @app.post("/api/generate")
     async def generate(request: Request):
-        length = int(request.headers.get("content-length") or 0)
-        if length > MAX_VIEWS * MAX_IMAGE_BYTES + 2**20:
-            raise UserError(f"upload of {length / 2**20:.0f} MB is too large; send at most {MAX_VIEWS} "
-                            f"images of {MAX_IMAGE_MB} MB each")
-        try:  # bounded parse: a few files over the limit still get our message, hundreds are cut off here
-            form = await request.form(max_files=4 * MAX_VIEWS, max_fields=16)
+        service.admit()  # Busy (503) before a byte of the body is read
+        try:
+            return await _generate(request)
+        finally:
+            service.release()
+
+    async def _generate(request: Request):
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return _too_large(int(length))
+        request = Request(request.scope, _limited(request.receive, MAX_BODY_BYTES))
+        try:
+            form = await request.form(max_files=MAX_VIEWS, max_fields=16)
+        except BodyTooLarge:
+            return _too_large(None)
+        except ClientDisconnect:
+            return JSONResponse({"error": "the client disconnected during the upload"}, status_code=499)
         except HTTPException as e:
+            if "Too many files" in str(e.detail):
+                raise UserError(f"give 1 to {MAX_VIEWS} images; the upload has more") from None
             raise UserError(f"upload: {e.detail}") from None
-        files = [f for f in form.getlist("images") if not isinstance(f, str)]
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        opts = service.parse_options(fields)
-        uploads = [(Path(f.filename or f"image{k}").name, await f.read(MAX_IMAGE_BYTES + 1))
-                   for k, f in enumerate(files)]
-        await form.close()
-        return await run_in_threadpool(service.generate, uploads, opts)
+        try:
+            files = [f for f in form.getlist("images") if not isinstance(f, str)]
+            opts = service.parse_options({k: v for k, v in form.items() if isinstance(v, str)})
+            uploads = [(Path(f.filename or f"image{k}").name, f.file, f.size or 0)
+                       for k, f in enumerate(files)]
+            service.check_uploads(uploads)
+            cancel = threading.Event()
+            job = asyncio.ensure_future(run_in_threadpool(service.generate, uploads, opts, cancel))
+            while not (await asyncio.wait({job}, timeout=0.25))[0]:
+                if await request.is_disconnected():
+                    cancel.set()  # the job stops; its answer would reach no one
+            try:
+                return job.result()
+            except Cancelled:
+                return JSONResponse({"error": "cancelled: the client disconnected"}, status_code=499)
+        finally:
+            await form.close()
 
     @app.get("/api/results/{rid}/{name}")
     async def result_file(rid: str, name: str):
@@ -278,3 +392,26 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
                                  f"mesh.{{{','.join(MESH_FORMATS)}}}")
 
     return app
+
+
+def _too_large(length: int | None) -> JSONResponse:
+    size = "" if length is None else f" of {length / 2**20:.0f} MB"
+    return JSONResponse({"error": f"upload{size} is too large; send at most {MAX_VIEWS} images of "
+                                  f"{MAX_IMAGE_MB} MB each ({MAX_BODY_BYTES / 2**20:.0f} MB in all)"},
+                        status_code=413)
+
+
+def _limited(receive, limit: int):
+    """An ASGI ``receive`` that counts the body as it streams and raises BodyTooLarge beyond ``limit``."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge()
+        return message
+
+    return wrapped
