@@ -11,7 +11,9 @@ Limits, so that one client cannot exhaust a small public box: the body is counte
 stops at :data:`MAX_VIEWS` files; at most one request generates and :data:`MAX_WAITING` more wait (while
 uploading or queued), beyond that 503 with ``Retry-After`` and ``{"error": "busy, retry in N s"}``. A
 client that disconnects cancels its job: a queued job never starts, a running one stops at its next
-decoder or DiT forward pass, and its result folder is deleted. Uploads stay in Starlette's spooled
+decoder or DiT forward pass, and its result folder is deleted. Jobs run on one worker thread (one
+malloc arena: a thread per job let the peak memory grow with the number of threads that ever generated).
+Uploads stay in Starlette's spooled
 temporary files (on disk beyond 1 MB, never named in the file system) until the job has copied them.
 """
 
@@ -28,6 +30,7 @@ import time
 import uuid
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,6 +215,7 @@ class DemoService:
             finally:
                 self._cancel = None
                 self._seconds = 0.7 * self._seconds + 0.3 * (time.perf_counter() - t0)
+                _trim_heap()
         finally:
             self._lock.release()
         self.results.add(rid)
@@ -303,10 +307,12 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
     owned = results_dir is None
     root = Path(tempfile.mkdtemp(prefix="img2sdf-serve-")) if owned else Path(results_dir)
     service = DemoService(model, ResultStore(root, max_results))
+    worker = ThreadPoolExecutor(1, thread_name_prefix="img2sdf-generate")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        worker.shutdown(cancel_futures=True)
         service.close()
         if owned:
             shutil.rmtree(root, ignore_errors=True)
@@ -366,14 +372,17 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
                        for k, f in enumerate(files)]
             service.check_uploads(uploads)
             cancel = threading.Event()
-            job = asyncio.ensure_future(run_in_threadpool(service.generate, uploads, opts, cancel))
+            future = worker.submit(service.generate, uploads, opts, cancel)
+            job = asyncio.wrap_future(future)
             while not (await asyncio.wait({job}, timeout=0.25))[0]:
                 if await request.is_disconnected():
-                    cancel.set()  # the job stops; its answer would reach no one
+                    cancel.set()  # a running job stops at its next forward pass: its answer reaches no one
+                    if future.cancel():  # still queued: it never starts
+                        return _cancelled()
             try:
                 return job.result()
             except Cancelled:
-                return JSONResponse({"error": "cancelled: the client disconnected"}, status_code=499)
+                return _cancelled()
         finally:
             await form.close()
 
@@ -394,11 +403,24 @@ def create_app(model, results_dir: str | Path | None = None, max_results: int = 
     return app
 
 
+def _cancelled() -> JSONResponse:
+    return JSONResponse({"error": "cancelled: the client disconnected"}, status_code=499)
+
+
 def _too_large(length: int | None) -> JSONResponse:
     size = "" if length is None else f" of {length / 2**20:.0f} MB"
     return JSONResponse({"error": f"upload{size} is too large; send at most {MAX_VIEWS} images of "
                                   f"{MAX_IMAGE_MB} MB each ({MAX_BODY_BYTES / 2**20:.0f} MB in all)"},
                         status_code=413)
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS after a job (glibc keeps them otherwise; elsewhere a no-op)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 def _limited(receive, limit: int):
