@@ -186,3 +186,45 @@ def test_a_shape_that_kills_its_worker_is_failed_and_the_rest_finish(tmp_path):
     assert sorted(e.obj_idx for e in reported) == [0, 1, 2, 3]
     assert [e.status for e in sorted(reported, key=lambda e: e.obj_idx)] == ["ok", "failed", "ok", "ok"]
     assert "worker process died twice" in read_json(out / "status" / "obj_0001.json")["reason"]
+
+
+def test_four_shards_with_one_killed_and_rerun_give_every_shape_once(tmp_path):
+    """A synthetic prepare in four shard processes; shard 1 is killed with SIGKILL after its first shape
+    and rerun. The merged manifest holds every shape exactly once, all ok, and no half-written file."""
+    out, n = tmp_path / "out", 16
+    args = ["prepare", str(out), "--source", "synthetic", "--n", str(n), "--stages", "watertight,sdf",
+            "--points", "120000", "--workers", "1"]
+    cmd = [sys.executable, "-m", "img2sdf.cli.main", *args]
+    procs = {i: subprocess.Popen([*cmd, "--shard", f"{i}/4"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True) for i in range(4)}
+    victim = procs[1]
+    try:
+        deadline = time.time() + 180
+        mine = [out / "status" / f"obj_{k:04d}.json" for k in range(1, 2 * n, 4)]  # (the catalogue adds
+        # held-out test and ood shapes to the n training ones)
+        while not any(p.is_file() for p in mine) and time.time() < deadline and victim.poll() is None:
+            time.sleep(0.02)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        done_before = sum("sdf" in read_json(p)["timings"] for p in mine if p.is_file())
+        for i in (0, 2, 3):
+            assert procs[i].wait(timeout=300) == 0
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert main([*args, "--shard", "1/4"]) == 0
+    store = ShapeStore(out)
+    shapes = store.load_manifest().shapes
+    total = len(shapes)
+    assert done_before < len(range(1, total, 4)), "shard 1 finished before it was killed: proves nothing"
+    assert total >= n and [s.obj_idx for s in shapes] == list(range(total))
+    assert len({s.uid for s in shapes}) == total
+    assert all(s.status == "ok" and set(s.timings) == {"watertight", "sdf"} for s in shapes)
+    assert not list(out.rglob("*.tmp-*"))
+    for s in shapes:
+        points, sdf = store.load_sdf(s.obj_idx)
+        assert points.shape == (120000, 3) and sdf.shape == (120000,)
+        assert store.load_mesh(s.obj_idx).is_watertight
+    assert sorted(p.name for p in (out / "status").iterdir()) == [f"obj_{k:04d}.json" for k in range(total)]
