@@ -34,6 +34,7 @@ MIN_SIDE = 8
 BACKGROUND_TOL = 40.0  # RGB distance (0-255 scale) from the border colour that still counts as background
 BORDER_UNIFORM = 0.9
 BORDER_PX = 2
+PINHOLE_FRACTION = 0.001  # enclosed background regions up to this share of the image are filled as object
 WORK = 4  # large images are box-reduced to at least WORK * size px before framing (LANCZOS from there)
 BAND_PX = 256  # rows per band when reducing a decoded image
 DRAFT_SIDE = 2048  # JPEGs decode at the smallest DCT scale (1/2, 1/4, 1/8) keeping this longer side
@@ -289,8 +290,15 @@ def border_mask_for(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     mask = np.linalg.norm(rgb.astype(np.float32) - colour, axis=2) > BACKGROUND_TOL
-    # Close pinholes where the object's colour matches the background, drop isolated speckle.
-    mask = ndimage.binary_fill_holes(ndimage.binary_opening(mask, iterations=1))
+    # Close pinholes where the object's colour matches the background, drop isolated speckle. Only small
+    # holes are filled: a larger enclosed region is background seen through the object (a torus's hole, the
+    # gaps between a wheel's spokes or a chair's slats) and stays background.
+    mask = ndimage.binary_opening(mask, iterations=1)
+    holes, n = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask)
+    if n:
+        area = np.bincount(holes.ravel())
+        small = np.flatnonzero(area <= PINHOLE_FRACTION * mask.size)
+        mask |= np.isin(holes, small[small > 0])
     return mask.astype(np.float32)
 
 

@@ -10,7 +10,10 @@ per minute on one CPU core.
   occupancy histogram (8 radii × 16 angles) around the mask centroid.
 * ``shading``    foreground intensity and colour histograms plus a global gradient-orientation histogram.
 * ``randconv``   a fixed-seed random convolutional network (3 layers, ReLU) with pyramid average pooling.
-* ``hog+shading``, ``hog+silhouette``, ``hog+silhouette+shading``  blocks L2-normalised, concatenated.
+* ``gray``       colour-free shading: normalised gray-level histogram + gradient orientations (photos of
+  objects of any colour; see :func:`gray_shading_features`).
+* ``hog+shading``, ``hog+silhouette``, ``hog+silhouette+shading``, ``hog+gray``, ``hog+silhouette+gray``
+  blocks L2-normalised, concatenated.
 """
 
 from __future__ import annotations
@@ -112,10 +115,27 @@ def shading_features(rgb: np.ndarray, mask: np.ndarray, bins: int = 32) -> np.nd
     return np.concatenate(blocks, axis=1) / np.sqrt(len(blocks))
 
 
+def gray_shading_features(rgb: np.ndarray, mask: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Colour-free shading: a histogram of the object's gray levels after normalising them to zero mean and
+    unit spread per image (so an object's paint and the exposure drop out, the shading pattern stays), and
+    the global 18-bin gradient-orientation histogram; each L2-normalised."""
+    gray = rgb.mean(-1)
+    area = np.maximum(mask.sum((1, 2)), 1.0)
+    mu = (gray * mask).sum((1, 2)) / area
+    sd = np.sqrt((((gray - mu[:, None, None]) ** 2) * mask).sum((1, 2)) / area) + 1e-3
+    z = (gray - mu[:, None, None]) / sd[:, None, None]  # ±3 spreads → bins
+    idx = np.clip(((z + 3.0) / 6.0 * bins).astype(np.int64), 0, bins - 1)
+    hist = _histograms(idx, mask, bins)
+    gy, gx = np.gradient(gray / np.maximum(mu, 1e-3)[:, None, None], axis=(1, 2))
+    ori = np.minimum(((np.arctan2(gy, gx) + np.pi) / (2 * np.pi) * 18).astype(np.int64), 17)
+    ohist = _histograms(ori, np.hypot(gx, gy), 18)
+    return np.concatenate([_l2(hist), _l2(ohist)], axis=1) / np.sqrt(2.0)
+
+
 class HandcraftedEncoder(ImageEncoder):
     """One or more of the feature blocks above, each L2-normalised, concatenated."""
 
-    BLOCKS = ("hog", "silhouette", "shading")
+    BLOCKS = ("hog", "silhouette", "shading", "gray")
 
     def __init__(self, name: str, blocks: tuple[str, ...]):
         self.name = name
@@ -131,6 +151,8 @@ class HandcraftedEncoder(ImageEncoder):
                 parts.append(_l2(hog_features(rgb.mean(-1))))
             elif block == "silhouette":
                 parts.append(_l2(silhouette_features(mask)))
+            elif block == "gray":
+                parts.append(_l2(gray_shading_features(rgb, mask)))
             else:
                 parts.append(_l2(shading_features(rgb, mask)))
         return (np.concatenate(parts, axis=1) / np.sqrt(len(parts))).astype(np.float32)
@@ -184,6 +206,8 @@ for _name, _blocks in {
     "hog+shading": ("hog", "shading"),
     "hog+silhouette": ("hog", "silhouette"),
     "hog+silhouette+shading": ("hog", "silhouette", "shading"),
+    "hog+gray": ("hog", "gray"),
+    "hog+silhouette+gray": ("hog", "silhouette", "gray"),
 }.items():
     register(_name, _offline(lambda device, _n=_name, _b=_blocks: HandcraftedEncoder(_n, _b)))
 register("randconv", _offline(RandomConvEncoder))
