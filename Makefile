@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= runs/demo
+# The photo pool the demo's DiT trains on (encode --views photo): see the README's ablation for the choice.
+DEMO_POOL ?= --jitter-copies 1 --random-views 32
 
 .PHONY: venv test lint demo bench bench-deps browser-deps clean-demo
 
@@ -28,14 +30,15 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check img2sdf tests benchmarks
 
-# The main job, tiny presets: prepare → encode → fit → train-dit → generate on held-out renders → eval-gen.
+# The main job, tiny presets: prepare → encode (renders + photo pool) → fit → train-dit → generate on a
+# held-out render and on a photo → eval-gen (photo protocol + known-pose protocol).
 # Every step resumes, so an interrupted `make demo` continues. With --n 32 the synthetic catalog numbers
 # the 32 training shapes 0-31, then the test shapes (obj_0032 = a table), then the ood ones (obj_0036).
 demo: $(STAMP)
 	$(BIN)/img2sdf prepare $(DEMO)/data --source synthetic --n 32 --workers 2
 	$(BIN)/img2sdf preview $(DEMO)/data -o $(DEMO)/data/preview.png
 	@echo "demo: contact sheet at $(DEMO)/data/preview.png"
-	$(BIN)/img2sdf encode $(DEMO)/data
+	$(BIN)/img2sdf encode $(DEMO)/data --views both $(DEMO_POOL)
 	$(BIN)/img2sdf fit $(DEMO)/data --out $(DEMO)/decoder --preset tiny --set threads=1 \
 		$$(test -f $(DEMO)/decoder/config.json && echo --resume)
 	$(BIN)/img2sdf train-dit $(DEMO)/data --decoder $(DEMO)/decoder --out $(DEMO)/dit --preset tiny \

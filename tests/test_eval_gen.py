@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 from test_generate import tiny_runs  # noqa: F401  (the shared tiny store + decoder + DiT fixture)
@@ -32,37 +33,74 @@ def test_cosine_ranking_recall_and_collapse():
     assert spread["top3_share"] == 0.3 and spread["distinct_fraction"] == 1.0
 
 
-def test_eval_gen_metrics_structure_and_report(tiny_runs, tmp_path, capsys):  # noqa: F811
+def test_eval_gen_photo_and_known_pose_protocols(tiny_runs, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "eval"
     rc = main(["eval-gen", "--model", str(tiny_runs["dit"]), "--out", str(out), "--resolution", "32",
-               "--points", "2000", "--steps", "10", "--reconstruct-steps", "20", "--no-progress"])
+               "--points", "2000", "--steps", "10", "--reconstruct-steps", "60", "--no-progress"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     metrics = json.loads((out / "metrics.json").read_text())
-    for split, n_shapes in (("test", 2), ("ood", 1)):
-        assert set(metrics[split]) == {"1", "4"}
-        for views in ("1", "4"):
-            assert set(metrics[split][views]) == {"generated", "retrieval", "reconstruct"}
-            for method, row in metrics[split][views].items():
-                assert {"chamfer_l1", "fscore_1pct", "iou"} <= set(row)
-                assert row["n"] == n_shapes
-                assert 0.0 <= row["fscore_1pct"] <= 1.0 and 0.0 <= row["iou"] <= 1.0
-                assert row["n_failed"] == n_shapes or math.isfinite(row["chamfer_l1"]), (split, views, method)
-        # reconstruct does not depend on the views
-        assert metrics[split]["1"]["reconstruct"] == metrics[split]["4"]["reconstruct"]
+    assert metrics["protocol"]["headline"] == "photo"
+    for protocol in ("photo", "known_pose"):
+        for split, n_shapes in (("test", 2), ("ood", 1)):
+            assert set(metrics[protocol][split]) == {"1", "4"}
+            for views in ("1", "4"):
+                res = metrics[protocol][split][views]
+                for method in ("generated", "guarded", "retrieval", "reconstruct", "sphere"):
+                    row = res[method]
+                    assert row["n"] == n_shapes and math.isfinite(row["chamfer_l1"]), (protocol, method)
+                    assert 0.0 <= row["fscore_1pct"] <= 1.0 and 0.0 <= row["iou"] <= 1.0
+                # the ceiling really fits its shapes: no failure, closer than the fixed sphere, small on test
+                assert res["reconstruct"]["n_failed"] == 0
+                assert res["reconstruct"]["chamfer_l1"] < res["sphere"]["chamfer_l1"]
+                assert split == "ood" or res["reconstruct"]["chamfer_l1"] < 0.08
+                assert res["sphere"]["worse_than_sphere"] == 0.0  # strictly worse than itself: never
+                d = res["generated_minus_retrieval"]
+                assert d["lo"] <= d["mean"] <= d["hi"] and d["n"] == n_shapes
+                assert set(res["per_category"]) == ({"sphere", "box"} if split == "test" else {"cylinder"})
+            # reconstruct does not depend on the views or the protocol
+            same = metrics["photo"][split]["4"]["reconstruct"]
+            assert metrics[protocol][split]["1"]["reconstruct"] == same
+        # generation from 4 views finds the test shapes' surfaces (a DiT ignoring its input would not)
+        assert metrics[protocol]["test"]["4"]["generated"]["fscore_1pct"] > 0.0
     protocol = metrics["protocol"]
     assert (protocol["n_points"], protocol["mesh_resolution"], protocol["n_train_shapes"]) == (2000, 32, 6)
-    # the DiT recalls its own training shapes from one view (the §6.2 behaviour at tiny scale)
-    recall = metrics["diagnostics"]["recall"]
-    assert recall["n"] == 6 and recall["recall_top1"] == 1.0
-    collapse = metrics["diagnostics"]["collapse"]["test"]["4"]
-    assert collapse["n_predictions"] == 2 and 1 <= collapse["distinct_top1"] <= 2
+    assert protocol["dit_training_views"] == "photo"
+    # the DiT recalls its own training shapes: from their renders, and from new photos through load_view
+    assert metrics["diagnostics"]["known_pose"]["recall"]["recall_top1"] == 1.0
+    # (chance is 1/6; the two spheres differ only in size, which a re-framed photo cannot show)
+    assert metrics["diagnostics"]["photo"]["recall"]["recall_top1"] >= 3 / 6
+    # the photo inputs are real files, one per held-out shape and view, read back by load_view
+    photos = json.loads((out / "photos" / "photos.json").read_text())
+    held_out = {"obj_0006", "obj_0007", "obj_0008"}
+    assert all(len(photos[k]) == 4 for k in held_out)  # 4 views of each held-out shape
+    assert {k for k, v in photos.items() if len(v) == 1} == {f"obj_{i:04d}" for i in range(6)}  # recall
+    assert all((tmp_path / "eval" / "photos").joinpath(*Path(p["file"]).parts[-2:]).is_file()
+               for v in photos.values() for p in v)
     shapes = json.loads((out / "shapes.json").read_text())
-    assert len(shapes) == (2 + 1) * 2
+    assert len(shapes) == 2 * (2 + 1) * 2
     page = (out / "report.html").read_text()
     assert "generated" in page and "retrieval" in page and page.count("<img") >= 2
     assert "<td>fscore_thresholds.fscore_1pct</td>" in page  # the protocol as a readable table
-    assert "report.html" in printed
+    assert "bootstrap" in page and "Per category" in page
+    assert "report.html" in printed and "generated − retrieval" in printed
+
+
+def test_a_failed_decode_raises_the_chamfer_mean(tiny_runs):  # noqa: F811
+    """A method that fails is scored as the box-filling cube, never left out of the mean."""
+    from img2sdf.data.store import ShapeStore
+    from img2sdf.eval.generation_eval import EvalGenConfig, _aggregate, _Meshes
+
+    store = ShapeStore(tiny_runs["data"])
+    meshes = _Meshes(None, store, EvalGenConfig(n_points=2000))
+    good = meshes.score(store.load_mesh(6), 6)
+    failed = meshes.score(None, 6)
+    sphere = meshes.score(meshes.sphere, 6)
+    assert failed["failed"] and not good["failed"] and good["chamfer_l1"] < 1e-3
+    alone, with_failure = _aggregate([good], [sphere]), _aggregate([good, failed], [sphere, sphere])
+    assert with_failure["chamfer_l1"] > alone["chamfer_l1"] + 0.1
+    assert with_failure["n_failed"] == 1 and with_failure["worse_than_sphere"] == 0.5
+    assert with_failure["fscore_1pct"] < alone["fscore_1pct"]
 
 
 def test_study_subset_store_keeps_held_out_splits_and_balances_categories(tiny_runs, tmp_path):  # noqa: F811

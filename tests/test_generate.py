@@ -2,7 +2,8 @@
 
 :func:`tiny_runs` (also used by ``test_eval_gen.py``) writes a 9-shape store of analytic solids — 6 training
 shapes of 3 categories, 2 held-out ``test`` shapes, 1 ``ood`` cylinder — with real renders and encoder
-features, fits a small auto-decoder and trains a small DiT on it (≈ 20 s on one thread).
+features (the renders and the photo pool the DiT trains on), fits a small auto-decoder and trains a small
+DiT on it (≈ 30 s on one thread).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SHAPES = [  # (category, split, mesh)
 
 def build_tiny_runs(root: Path) -> dict[str, Path]:
     """Store → features → auto-decoder → DiT under ``root`` (reused when already built)."""
+    from img2sdf.data.photo import PhotoPoolConfig
     from img2sdf.encoders import DEFAULT_ENCODER, get_encoder
     from img2sdf.encoders.cache import encode_store
     from img2sdf.models.dit import DIT_PRESETS
@@ -59,15 +61,17 @@ def build_tiny_runs(root: Path) -> dict[str, Path]:
     store.save_manifest(Manifest(entries, source="test"))
     for i in range(len(SHAPES)):
         render_shape(store, i, RenderConfig(views=8, resolution=96))
-    encode_store(store, get_encoder(DEFAULT_ENCODER))
+    encoder = get_encoder(DEFAULT_ENCODER)
+    encode_store(store, encoder)
+    encode_store(store, encoder, views="photo", pool=PhotoPoolConfig(jitter_copies=2, random_views=24))
     fit_cfg = make_config("tiny", ["epochs=60", "threads=1", "points_per_shape=1024"])
     fit(store.root, paths["decoder"], fit_cfg, progress=False)
-    pairs = load_training_pairs(store.root, paths["decoder"], DEFAULT_ENCODER)
-    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=300, batch_size=16, ckpt_every=10**9,
+    pairs = load_training_pairs(store.root, paths["decoder"], DEFAULT_ENCODER, views="photo")
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=400, batch_size=16, ckpt_every=10**9,
                               model=dataclasses.replace(DIT_PRESETS["tiny"], d_model=64, heads=4))
     train_dit(pairs, cfg, paths["dit"], progress=False,
               provenance={"data": str(store.root), "decoder_run": str(paths["decoder"]),
-                          "encoder": DEFAULT_ENCODER})
+                          "encoder": DEFAULT_ENCODER, "views": "photo"})
     return paths
 
 

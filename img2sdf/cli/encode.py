@@ -22,6 +22,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fetch", action="store_true",
                         help="first download the DINOv2 weights, hash-checked (into --weights DIR or the HF "
                              "cache; does nothing if they are there and verified)")
+    parser.add_argument("--views", default="renders", choices=("renders", "photo", "both"),
+                        help="renders: the 64 renders as rendered (NAME); photo: the photo pool the DiT "
+                             "trains on for photo input (NAME@photo: renders framed by load_view, jittered "
+                             "photo-style copies, extra random-camera renders); both: one after the other")
+    parser.add_argument("--jitter-copies", type=int, default=2,
+                        help="photo pool: photo-style jittered copies of each render")
+    parser.add_argument("--random-views", type=int, default=64,
+                        help="photo pool: extra renders per shape from random new cameras")
     parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
     parser.add_argument("--device", default="cpu", help="torch device for neural encoders (cpu, cuda, ...)")
 
@@ -45,11 +53,17 @@ def run(args) -> int:
         from ..encoders.weights import fetch_weights
 
         fetch_weights(args.encoder, to=args.weights)
+    if args.jitter_copies < 0 or args.random_views < 0:
+        raise UserError("--jitter-copies and --random-views must be >= 0")
+    from ..data.photo import PhotoPoolConfig
+
+    pool = PhotoPoolConfig(jitter_copies=args.jitter_copies, random_views=args.random_views)
     encoder = get_encoder(args.encoder, weights=args.weights, device=args.device)
-    start = time.perf_counter()
-    encode_store(store, encoder, batch_size=args.batch_size)
-    meta = read_json(store.features_meta_path(encoder.name))
-    print(f"{store.features_path(encoder.name)}: {meta['n_filled']} of {meta['n_shapes']} shapes x "
-          f"{meta['views']} views x {meta['dim']} dims ({len(meta['failed'])} failed) "
-          f"in {time.perf_counter() - start:.1f} s")
+    for views in ("renders", "photo") if args.views == "both" else (args.views,):
+        start = time.perf_counter()
+        name = encode_store(store, encoder, batch_size=args.batch_size, views=views, pool=pool)
+        meta = read_json(store.features_meta_path(name))
+        print(f"{store.features_path(name)}: {meta['n_filled']} of {meta['n_shapes']} shapes x "
+              f"{meta['views']} views x {meta['dim']} dims ({len(meta['failed'])} failed) "
+              f"in {time.perf_counter() - start:.1f} s")
     return 0

@@ -3,8 +3,11 @@
 Example: ``img2sdf generate photo.jpg --model DITRUN -o chair.glb --preview chair.png``.
 Photos have no known camera pose, so the DiT's learned "unknown pose" token is used and each photo is cut
 out and framed like the training renders; for renders made by ``img2sdf prepare`` pass
-``--poses renders/obj_NNNN/cameras.json``: they are then used as rendered, with their true poses.
-Prints the time of each stage and the five training shapes whose latents are nearest to the result.
+``--poses renders/obj_NNNN/cameras.json`` to condition on their true poses (a run trained on the photo pool
+frames them like photos; one trained on the renders as rendered takes them as rendered).
+Prints the time of each stage, the five training shapes whose latents are nearest to the result, and a
+warning when the sampled latent is off the training range or the mesh is degenerate (box-filling, tiny,
+fragmented); ``--guard project`` pulls an off-range latent back to the range first.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def add_arguments(parser) -> None:
                         help="classifier-free guidance scale (needs a run trained with cfg_dropout > 0)")
     parser.add_argument("--poses", type=Path, default=None,
                         help="cameras.json of the renders (images named view_KK.png pick their view's pose)")
+    parser.add_argument("--guard", default="none", choices=("none", "project"),
+                        help="project: pull a sampled latent that lies off the training range back to it "
+                             "before meshing (a warning is printed either way)")
     parser.add_argument("--preview", type=Path, default=None, help="also write a PNG render of the result")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest for the tiny model on a busy shared CPU)")
@@ -82,13 +88,11 @@ def run(args) -> int:
     if args.poses is None and model.dit.config.pose_dropout == 0:
         print("generate: note: this run never trained its unknown-pose token (pose_dropout = 0); "
               "pass --poses for renders with known cameras")
-    if args.poses:
-        images = np.stack([load_render(p) for p in args.images])
-        poses = load_poses(args.poses, args.images)
-    else:
-        images, poses = np.stack([load_view(p) for p in args.images]), None
+    as_rendered = args.poses is not None and model.dit.info.get("views", "renders") == "renders"
+    images = np.stack([load_render(p) if as_rendered else load_view(p) for p in args.images])
+    poses = load_poses(args.poses, args.images) if args.poses else None
     result = model.generate(images, poses, seed=args.seed, steps=args.steps, resolution=args.resolution,
-                            guidance=args.guidance)
+                            guidance=args.guidance, guard=args.guard)
     write_mesh(args.out, result.mesh)
     if args.preview:
         from ..eval.gallery import thumbnail
@@ -104,4 +108,6 @@ def run(args) -> int:
         print(f"    {rank}. {shape_name(n['obj_idx'])}  {n['category']:<14s} cos {n['cos']:.4f}")
     if args.preview:
         print(f"  preview: {args.preview}")
+    for warning in result.warnings:
+        print(f"generate: warning: {warning}")
     return 0

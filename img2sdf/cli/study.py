@@ -40,8 +40,8 @@ def run(args) -> int:
                           args.eval_arg, args.seed)
     print(f"study scaling: {args.out}/scaling.json, plot {args.out}/scaling.png")
     for n, m in summary["sizes"].items():
-        for views, row in m["test"].items():
+        for views, row in m.get("photo", m)["test"].items():
             chamfer = {k: row[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")}
-            print(f"  n={int(n):>5} test {views} view(s) Chamfer-L1: "
+            print(f"  n={int(n):>5} test {views} view(s), photo protocol, Chamfer-L1: "
                   + "  ".join(f"{k} {v:.4f}" for k, v in chamfer.items()))
     return 0

@@ -20,6 +20,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--encoder", default=None,
                         help="image-encoder features to train on (default: the offline default encoder, or "
                         "the only one encoded in DATA)")
+    parser.add_argument("--views", default="auto", choices=("auto", "photo", "renders"),
+                        help="training views: photo = the photo pool of `encode --views photo` (what "
+                             "photos look like after load_view; needed for photo input), renders = the 64 "
+                             "renders as rendered (the paper's §6.1 setting); auto = photo when encoded, "
+                             "else renders")
+    parser.add_argument("--pool", default="framed,jittered,random",
+                        help="photo pool groups to train on (an ablation): framed renders, jittered "
+                             "photo-style copies, random-camera photos")
     parser.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set lr=1e-4 --set model.layers=2 (repeatable)")
@@ -39,7 +47,7 @@ def resolve_encoder(data: Path, name: str | None) -> str:
         return name
     if store.features_path(DEFAULT_ENCODER).is_file():
         return DEFAULT_ENCODER
-    cached = sorted(p.stem for p in (store.root / "features").glob("*.json"))
+    cached = sorted(p.stem for p in (store.root / "features").glob("*.json") if "@" not in p.stem)
     if len(cached) == 1:
         return cached[0]
     raise UserError(f"{data}/features: {'no' if not cached else 'several'} encoded feature sets "
@@ -53,9 +61,22 @@ def run(args) -> int:
     overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
     cfg = resolve_config(args.preset, overrides)
     encoder = resolve_encoder(args.data, args.encoder)
-    pairs = load_training_pairs(args.data, args.decoder, encoder)
+    views = args.views
+    if views == "auto":
+        from ..data.store import ShapeStore
+        from ..encoders.cache import feature_set
+
+        photo = ShapeStore(args.data).features_path(feature_set(encoder, "photo")).is_file()
+        views = "photo" if photo else "renders"
+        if not photo and int(os.environ.get("RANK", "0")) == 0:
+            print(f"train-dit: note: no photo pool for {encoder}; training on the renders as rendered, "
+                  f"which photos through load_view do not resemble (run `img2sdf encode {args.data} "
+                  f"--views photo`)")
+    groups = tuple(g for g in args.pool.split(",") if g)
+    pairs = load_training_pairs(args.data, args.decoder, encoder, views, groups)
     provenance = {"preset": args.preset, "data": str(args.data.resolve()),
-                  "decoder_run": str(args.decoder.resolve()), "encoder": encoder}
+                  "decoder_run": str(args.decoder.resolve()), "encoder": encoder, "views": views,
+                  **({"pool_groups": list(groups)} if views == "photo" else {})}
     try:
         train_dit(pairs, cfg, args.out, provenance=provenance, resume=args.resume,
                   progress=not args.no_progress)

@@ -7,10 +7,16 @@ bool per row) and ``failed`` reasons. Rows of failed or unrendered shapes stay z
 Resume: work goes into ``NAME.partial.npy`` / ``NAME.poses.partial.npy`` (memory-mapped) and
 ``NAME.partial.json`` (the row mask), flushed and saved atomically every :data:`CHECKPOINT_EVERY` shapes.
 A killed run restarts from the last mask; finished files are moved into place at the end, meta last.
+
+``views="photo"`` encodes the *photo pool* of :class:`~img2sdf.data.photo.PhotoPoolConfig` instead (renders
+framed by ``load_view``, photo-style jittered copies, extra random-camera renders) into the feature set
+``NAME@photo``: what the DiT trains on so that a user's photo looks like its training data. Its meta records
+the pool config; a different config starts afresh rather than mixing two pools.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -23,10 +29,40 @@ from ..io import read_json, write_json
 from .base import ImageEncoder
 
 CHECKPOINT_EVERY = 8
+VIEW_SOURCES = ("renders", "photo")
+
+
+def feature_set(encoder: str, views: str = "renders") -> str:
+    """The cache name of an encoder's features of a view source: ``hog+shading`` or ``hog+shading@photo``."""
+    if views not in VIEW_SOURCES:
+        raise UserError(f"views {views!r}: choose one of {', '.join(VIEW_SOURCES)}")
+    return encoder if views == "renders" else f"{encoder}@{views}"
 
 
 def _partial(path: Path) -> Path:
     return path.with_name(path.name.replace(".", ".partial.", 1))
+
+
+POOL_GROUPS = ("framed", "jittered", "random")
+
+
+def pool_indices(meta: dict, groups: tuple[str, ...] = POOL_GROUPS) -> np.ndarray:
+    """Indices into a photo pool's view axis of the chosen groups (an ablation trains on a subset):
+    ``framed`` renders, ``jittered`` photo-style copies of them, ``random``-camera photos."""
+    if meta.get("view_source") != "photo":
+        return np.arange(meta["views"])
+    unknown = set(groups) - set(POOL_GROUPS)
+    if unknown or not groups:
+        raise UserError(f"pool groups {','.join(groups)!r}: choose from {', '.join(POOL_GROUPS)}")
+    jitter, random_views = meta["pool"]["jitter_copies"], meta["pool"]["random_views"]
+    n_renders = (meta["views"] - random_views) // (1 + jitter)
+    spans = {"framed": (0, n_renders), "jittered": (n_renders, n_renders * (1 + jitter)),
+             "random": (n_renders * (1 + jitter), meta["views"])}
+    idx = np.concatenate([np.arange(*spans[g]) for g in POOL_GROUPS if g in groups])
+    if not len(idx):
+        raise UserError(f"pool groups {','.join(groups)!r} select no views of this pool "
+                        f"({jitter} jittered copies, {random_views} random views)")
+    return idx
 
 
 def load_render_views(store: ShapeStore, obj_idx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,9 +79,16 @@ def load_render_views(store: ShapeStore, obj_idx: int) -> tuple[np.ndarray, np.n
     return np.stack(images), c2w
 
 
-def encode_store(store: ShapeStore, encoder: ImageEncoder, batch_size: int = 64) -> None:
-    """Encode every rendered view of every ok shape into the cache (resumable, with a progress bar)."""
+def encode_store(store: ShapeStore, encoder: ImageEncoder, batch_size: int = 64, views: str = "renders",
+                 pool=None) -> str:
+    """Encode every rendered view (or photo-pool view) of every ok shape into the cache (resumable, with a
+    progress bar); returns the feature-set name."""
+    import tempfile
+
     from tqdm import tqdm
+
+    from ..config import to_dict
+    from ..data.photo import PhotoPoolConfig, photo_pool
 
     manifest = store.load_manifest()
     n = len(manifest.shapes)
@@ -53,22 +96,36 @@ def encode_store(store: ShapeStore, encoder: ImageEncoder, batch_size: int = 64)
             if s.status == "ok" and (store.render_dir(s.obj_idx) / "cameras.json").is_file()]
     if not todo:
         raise UserError(f"{store.root}: no rendered shapes; run `img2sdf prepare DATA --stages render` first")
-    views = len(load_cameras(store.render_dir(todo[0]) / "cameras.json")[0])
+    if views == "photo":  # the pool is training data: held-out shapes are evaluated from new photos instead
+        todo = [i for i in todo if manifest.shapes[i].split == "train"]
+    n_renders = len(load_cameras(store.render_dir(todo[0]) / "cameras.json")[0])
+    name = feature_set(encoder.name, views)
     encoder.batch_size = batch_size
-    paths = [store.features_path(encoder.name), store.poses_path(encoder.name)]
-    meta_path = store.features_meta_path(encoder.name)
-    want = {"encoder": encoder.name, "dim": encoder.dim, "views": views, "n_shapes": n}
+    paths = [store.features_path(name), store.poses_path(name)]
+    meta_path = store.features_meta_path(name)
+    want = {"encoder": encoder.name, "dim": encoder.dim, "views": n_renders, "n_shapes": n}
+    if views == "photo":
+        pool = pool or PhotoPoolConfig()
+        want |= {"views": pool.size(n_renders), "view_source": "photo",
+                 "pool": json.loads(json.dumps(to_dict(pool)))}  # as read back from the meta
     if _matching_meta(meta_path, want) and not _partial(meta_path).exists():
         if all(read_json(meta_path)["filled"][i] for i in todo):
-            return  # the cache is complete and up to date
+            return name  # the cache is complete and up to date
     feats, poses, meta = _open_work(paths, meta_path, want)
     filled = np.array(meta["filled"], dtype=bool)
     pending = [i for i in todo if not filled[i]]
-    for k, obj_idx in enumerate(tqdm(pending, desc=f"encode {encoder.name}", unit="shape")):
+    workdir = tempfile.TemporaryDirectory(prefix="img2sdf-photo-")
+    for k, obj_idx in enumerate(tqdm(pending, desc=f"encode {name}", unit="shape")):
         try:
-            images, c2w = load_render_views(store, obj_idx)
-            if len(images) != views:
-                raise ValueError(f"{len(images)} views, expected {views}")
+            if views == "photo":
+                c2w, record = load_cameras(store.render_dir(obj_idx) / "cameras.json")
+                files = [store.render_dir(obj_idx) / v["file"] for v in record["views"]]
+                images, c2w = photo_pool(store.load_mesh(obj_idx), files, c2w, obj_idx, pool,
+                                         Path(workdir.name))
+            else:
+                images, c2w = load_render_views(store, obj_idx)
+            if len(images) != want["views"]:
+                raise ValueError(f"{len(images)} views, expected {want['views']}")
             feats[obj_idx] = encoder.encode(images).astype(np.float16)
             poses[obj_idx] = c2w
             filled[obj_idx] = True
@@ -77,12 +134,14 @@ def encode_store(store: ShapeStore, encoder: ImageEncoder, batch_size: int = 64)
             meta["failed"][str(obj_idx)] = f"{type(e).__name__}: {e}"
         if (k + 1) % CHECKPOINT_EVERY == 0:
             _checkpoint(feats, poses, meta, filled, _partial(meta_path))
+    workdir.cleanup()
     _checkpoint(feats, poses, meta, filled, _partial(meta_path))
     del feats, poses  # close the memory maps before moving the files
     for path in paths:
         os.replace(_partial(path), path)
     write_json(meta_path, meta)
     _partial(meta_path).unlink()
+    return name
 
 
 def _matching_meta(path: Path, want: dict) -> bool:

@@ -96,15 +96,17 @@ def plot_scaling(summary: dict, path: Path) -> None:
     from ..io import atomic_path
 
     sizes = sorted(int(n) for n in summary["sizes"])
-    splits = [s for s in ("test", "ood") if s in summary["sizes"][str(sizes[0])]]
+    # the headline protocol of each eval (photo); older metrics.json files hold the splits at the top level
+    per_size = {n: m.get(m.get("protocol", {}).get("headline", ""), m) for n, m in summary["sizes"].items()}
+    splits = [s for s in ("test", "ood") if s in per_size[str(sizes[0])]]
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4), squeeze=False)
     styles = {"generated": "-o", "retrieval": "--s", "reconstruct": ":^"}
     for ax, split in zip(axes[0], splits, strict=True):
-        for views in summary["sizes"][str(sizes[0])][split]:
+        for views in per_size[str(sizes[0])][split]:
             for method, style in styles.items():
                 if method == "reconstruct" and views != "1":
                     continue  # view-independent: one ceiling line
-                ys = [summary["sizes"][str(n)][split][views][method]["chamfer_l1"] for n in sizes]
+                ys = [per_size[str(n)][split][views][method]["chamfer_l1"] for n in sizes]
                 label = "reconstruct (ceiling)" if method == "reconstruct" else f"{method}, {views} view(s)"
                 ax.plot(sizes, ys, style, label=label, alpha=1.0 if views == "4" else 0.6)
         ax.set_xscale("log")

@@ -110,7 +110,9 @@ def grid_to_mesh(grid: SDFGrid, keep: str = "largest") -> trimesh.Trimesh:
     mesh = trimesh.Trimesh(verts - h - grid.bound, faces, process=True)
     if keep == "largest":
         parts = mesh.split(only_watertight=False)
+        total = mesh.area
         mesh = max(parts, key=lambda m: m.area) if len(parts) > 1 else mesh
+        mesh.metadata["kept_area_share"] = float(mesh.area / total) if total > 0 else 1.0
     elif keep != "all":
         raise UserError(f"keep={keep!r}: choose 'largest' or 'all'")
     return mesh

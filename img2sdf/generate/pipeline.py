@@ -17,13 +17,17 @@ from ..errors import UserError
 from ..eval.diagnostics import top_k
 from ..train.train_dit import DiTRun, load_dit_run
 
+GUARDS = ("none", "project")
+
 
 @dataclass
 class Generated:
-    latent: np.ndarray  # [64]
+    latent: np.ndarray  # [64] (after the guard, if one moved it)
     mesh: object | None  # trimesh.Trimesh (None until meshed)
     neighbours: list[dict]  # top-k training shapes by latent cosine: obj_idx, uid, category, cos
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    warnings: list[str] = field(default_factory=list)  # one line each: off-range latent, degenerate mesh
+    latent_distance: float = 0.0  # Mahalanobis distance of the sampled latent (guard.LatentGuard)
 
 
 class ImageToShape:
@@ -40,6 +44,16 @@ class ImageToShape:
         self.train_obj_idx = [int(i) for i in decoder_run.obj_idx]
         self.categories = categories
         self.uids = uids
+        self._guard = None
+
+    @property
+    def guard(self):
+        """The :class:`~img2sdf.generate.guard.LatentGuard` of the training latents (built on first use)."""
+        if self._guard is None:
+            from .guard import LatentGuard
+
+            self._guard = LatentGuard(self.train_latents)
+        return self._guard
 
     @classmethod
     def load(cls, dit_dir: str | Path, encoder=None) -> ImageToShape:
@@ -95,6 +109,10 @@ class ImageToShape:
                                            generator=torch.Generator().manual_seed(seed))
         return model.unstandardise(x).numpy()
 
+    def reconstruct_settings(self) -> dict:
+        """Keyword arguments of ``reconstruct_latent`` that follow the decoder run's own objective (eq. 5)."""
+        return {"clamp_delta": float(self.decoder_run.config.clamp_delta)}
+
     def neighbours(self, latent: np.ndarray, k: int = 5) -> list[dict]:
         """The k training shapes whose latents are nearest by cosine (the §1.2 ii diagnostic)."""
         rows, cos = top_k(latent, self.train_latents, k)
@@ -111,10 +129,18 @@ class ImageToShape:
         return extract_mesh(self.decoder, torch.as_tensor(latent, dtype=torch.float32), resolution)
 
     def generate(self, images: np.ndarray, poses: np.ndarray | None = None, seed: int = 0,
-                 steps: int | None = None, resolution: int = 128, guidance: float = 0.0) -> Generated:
-        """1-8 views uint8 [K, H, W, 3] (+ optional camera-to-world poses [K, 4, 4]) → a mesh, timed."""
+                 steps: int | None = None, resolution: int = 128, guidance: float = 0.0,
+                 guard: str = "none") -> Generated:
+        """1-8 views uint8 [K, H, W, 3] (+ optional camera-to-world poses [K, 4, 4]) → a mesh, timed.
+
+        ``warnings`` says when the sampled latent is off the training range or the mesh is degenerate;
+        ``guard="project"`` pulls an off-range latent back to the range before meshing."""
+        from .guard import mesh_flags
+
         if not 1 <= len(images) <= 8:
             raise UserError(f"give 1 to 8 images, got {len(images)}")
+        if guard not in GUARDS:
+            raise UserError(f"guard {guard!r}: choose one of {', '.join(GUARDS)}")
         timings = {}
         t = time.perf_counter()
         features = self.encode(images)
@@ -123,7 +149,18 @@ class ImageToShape:
         latent = self.sample_latents(features[None], None if poses is None else np.asarray(poses)[None],
                                      seed=seed, steps=steps, guidance=guidance)[0]
         timings["sample"] = time.perf_counter() - t
+        check = self.guard.check(latent)
+        warnings = []
+        if check.off_range:
+            warnings.append(check.message())
+            if guard == "project":
+                latent = self.guard.project(latent)
+                warnings.append("--guard project: the latent was pulled back to the training range")
         t = time.perf_counter()
-        mesh = self.mesh(latent, resolution)
+        try:
+            mesh = self.mesh(latent, resolution)
+        except UserError as e:
+            raise UserError(f"{e}; {warnings[0]}" if warnings else str(e)) from e
         timings["mesh"] = time.perf_counter() - t
-        return Generated(latent, mesh, self.neighbours(latent), timings)
+        warnings += [f"the mesh is {flag}" for flag in mesh_flags(mesh)]
+        return Generated(latent, mesh, self.neighbours(latent), timings, warnings, check.distance)

@@ -49,8 +49,9 @@ class DiTTrainConfig:
 
 
 TRAIN_PRESETS = {
+    # pose_dropout 0.5: photos come without a pose, so the null pose token must be trained as much as poses
     "tiny": DiTTrainConfig(model=DIT_PRESETS["tiny"], steps=3000, batch_size=32, lr=1e-3, warmup_steps=100,
-                           pose_dropout=0.2, ckpt_every=500, threads=1),
+                           pose_dropout=0.5, ckpt_every=500, threads=1),
     "paper": DiTTrainConfig(model=DIT_PRESETS["paper"]),
 }
 
@@ -263,25 +264,36 @@ def load_dit_run(run_dir: str | Path) -> DiTRun:
     return DiTRun(model.eval(), cfg, GaussianDiffusion(cfg.timesteps), info, run_dir)
 
 
-def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder: str) -> PairedViews:
-    """Latents of the auto-decoder run paired with the store's cached features/poses of the same shapes."""
+def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder: str,
+                        views: str = "renders", pool_groups: tuple[str, ...] | None = None) -> PairedViews:
+    """Latents of the auto-decoder run paired with the store's cached features/poses of the same shapes;
+    ``views="photo"`` pairs them with the photo pool (``encode --views photo``) instead of the renders,
+    optionally only some of its groups (:func:`~img2sdf.encoders.cache.pool_indices`)."""
     from ..data.store import ShapeStore, shape_name
+    from ..encoders.cache import POOL_GROUPS, feature_set, pool_indices
     from ..models.decoder import load_decoder_run
 
     store = ShapeStore(data_root)
     run = load_decoder_run(decoder_run)
-    features, poses, meta = store.load_features(encoder)
+    name = feature_set(encoder, views)
+    if not store.features_path(name).is_file():
+        flag = " --views photo" if views == "photo" else ""
+        raise UserError(f"{store.features_path(name)}: missing; run `img2sdf encode {data_root} --encoder "
+                        f"{encoder}{flag}`")
+    features, poses, meta = store.load_features(name)
     obj_idx = [int(i) for i in run.obj_idx]
     filled = meta.get("filled") or [bool(np.any(row)) for row in features]
     missing = [i for i in obj_idx if i >= len(filled) or not filled[i]]
     if missing:
-        raise UserError(f"{store.features_path(encoder)}: no features for {len(missing)} training shapes "
+        raise UserError(f"{store.features_path(name)}: no features for {len(missing)} training shapes "
                         f"(e.g. {shape_name(missing[0])}); "
-                        f"run `img2sdf encode {data_root} --encoder {encoder}`")
+                        f"run `img2sdf encode {data_root} --encoder {encoder} --views {views}`")
+    cols = pool_indices(meta, tuple(pool_groups or POOL_GROUPS))
+    rows = np.asarray(obj_idx)[:, None]
     return PairedViews(
         latents=torch.as_tensor(run.latents).detach().float().cpu(),
-        features=torch.from_numpy(np.ascontiguousarray(features[obj_idx])),
-        poses=torch.from_numpy(np.ascontiguousarray(poses[obj_idx])).float(),
+        features=torch.from_numpy(np.ascontiguousarray(features[rows, cols[None]])),
+        poses=torch.from_numpy(np.ascontiguousarray(poses[rows, cols[None]])).float(),
         obj_idx=obj_idx,
     )
 
