@@ -79,3 +79,28 @@ def test_generate_warns_about_an_off_range_latent_and_guard_pulls_it_back(tiny_r
     guarded = model.generate(views[:1], None, steps=10, resolution=32, guard="project")
     assert model.guard.distance(guarded.latent)[0] <= model.guard.limit * (1 + 1e-4)
     assert any("--guard project" in w for w in guarded.warnings)
+
+
+def test_the_web_demo_shows_the_off_range_warning(tiny_runs, tmp_path, monkeypatch):  # noqa: F811
+    import io
+
+    from PIL import Image
+    from starlette.testclient import TestClient
+
+    from img2sdf.app.server import create_app
+    from img2sdf.data.store import ShapeStore
+    from img2sdf.encoders.cache import load_render_views
+    from img2sdf.generate.pipeline import ImageToShape
+
+    model = ImageToShape.load(tiny_runs["dit"])
+    z0 = model.train_latents[2]
+    far = model.guard.mean + (z0 - model.guard.mean) * 1.5 * model.guard.limit / model.guard.distance(z0)[0]
+    monkeypatch.setattr(model, "sample_latents", lambda *a, **k: far[None].astype(np.float32))
+    views, _ = load_render_views(ShapeStore(tiny_runs["data"]), 2)
+    buf = io.BytesIO()
+    Image.fromarray(views[1]).save(buf, format="PNG")
+    with TestClient(create_app(model, tmp_path / "results", max_results=4)) as client:
+        r = client.post("/api/generate", files=[("images", ("box.png", buf.getvalue(), "image/png"))],
+                        data={"steps": "10", "resolution": "32"})
+    text = r.text if r.status_code != 200 else " ".join(r.json()["warnings"])
+    assert "off the training range" in text, (r.status_code, text)

@@ -255,7 +255,7 @@ class DemoService:
             "neighbours": [{"rank": i + 1, "obj_idx": n["obj_idx"], "uid": n["uid"],
                             "category": n["category"], "cos": round(n["cos"], 4)}
                            for i, n in enumerate(result.neighbours)],
-            "warnings": notes,
+            "warnings": notes + result.warnings,  # off-range latent, degenerate mesh (generate/guard.py)
             "preview": f"{base}/preview.png", "inputs": f"{base}/inputs.png",
             "downloads": {fmt: f"{base}/mesh.{fmt}" for fmt in MESH_FORMATS},
         }
