@@ -92,6 +92,17 @@ class AutoDecoder(nn.Module):
         return self.decoder(z, points), z  # [S, M], [S, D]
 
 
+def select_shapes(data_root: Path, split: str, max_shapes: int = 0) -> list[int]:
+    """obj_idx of the ok shapes of ``split`` (the first ``max_shapes`` if > 0) that a trainer fits."""
+    shapes = ShapeStore(data_root).load_manifest().select(split=split)
+    if max_shapes:
+        shapes = shapes[:max_shapes]
+    if not shapes:
+        raise UserError(f"{data_root}: no shapes with status ok in split {split!r}; run `img2sdf "
+                        f"prepare {data_root}` first or choose another split")
+    return [s.obj_idx for s in shapes]
+
+
 def clamped_l1(pred: torch.Tensor, sdf: torch.Tensor, delta: float) -> torch.Tensor:
     """Per-point |clamp(pred, δ) − clamp(sdf, δ)| of eq. (5)."""
     return (pred.clamp(-delta, delta) - sdf.clamp(-delta, delta)).abs()
@@ -149,14 +160,7 @@ def _prepare_run(data_root: Path, out: Path, config: FitConfig | None, resume: b
     if config.shapes_per_step % info.world_size:
         raise UserError(f"shapes_per_step={config.shapes_per_step} must be divisible by the "
                         f"{info.world_size} torchrun processes")
-    manifest = ShapeStore(data_root).load_manifest()
-    shapes = manifest.select(split=config.split)
-    if config.max_shapes:
-        shapes = shapes[: config.max_shapes]
-    if not shapes:
-        raise UserError(f"{data_root}: no shapes with status ok in split {config.split!r}; run `img2sdf "
-                        f"prepare {data_root}` first or choose another split")
-    obj_idx = [s.obj_idx for s in shapes]
+    obj_idx = select_shapes(data_root, config.split, config.max_shapes)
     if info.is_main:
         write_json(cfg_path, {"fit": to_dict(config), "data_root": str(data_root.resolve()),
                               "obj_idx": obj_idx, "world_size": info.world_size})

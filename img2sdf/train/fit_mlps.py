@@ -53,7 +53,7 @@ from ..io import atomic_path, read_json, write_bytes, write_json, write_text
 from ..models.mlp import PAPER_MLP, MLPConfig, StackedMLPs, batched_forward, init_weights
 from . import distributed
 from .checkpoint import load_checkpoint, restore, save_checkpoint
-from .fit import clamped_l1, load_samples, lr_scale
+from .fit import clamped_l1, load_samples, lr_scale, select_shapes
 
 RUN_KIND = "fit-mlps"
 INITS = ("anchor", "random", "same")
@@ -307,14 +307,7 @@ def _prepare_run(data_root: Path, out: Path, config: FitMLPsConfig | None, resum
             raise UserError(f"--resume: {out} has no config.json; start the run without --resume")
         return load_config(out)
     config = config or make_config("paper")
-    manifest = ShapeStore(data_root).load_manifest()
-    shapes = manifest.select(split=config.split)
-    if config.max_shapes:
-        shapes = shapes[: config.max_shapes]
-    if not shapes:
-        raise UserError(f"{data_root}: no shapes with status ok in split {config.split!r}; run `img2sdf "
-                        f"prepare {data_root}` first or choose another split")
-    obj_idx = [s.obj_idx for s in shapes]
+    obj_idx = select_shapes(data_root, config.split, config.max_shapes)
     if config.init == "anchor" and config.anchor_shape >= 0 and config.anchor_shape not in obj_idx:
         raise UserError(f"anchor_shape={config.anchor_shape} is not an ok {config.split!r} shape")
     saved = {"kind": RUN_KIND, "fit_mlps": to_dict(config), "data_root": str(data_root.resolve()),
