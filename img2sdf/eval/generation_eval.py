@@ -258,7 +258,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
                 results[protocol][split][str(n_views)] = _summaries(rows, shapes, cfg)
                 for b, shape in enumerate(shapes):
                     i = shape.obj_idx
-                    if protocol == PROTOCOLS[0] and cfg.protocols[0] == protocol and b < cfg.pictures:
+                    if protocol == cfg.protocols[0] and b < cfg.pictures:  # the report shows the first
                         kept = pictures.setdefault((split, i), {"ground truth": meshes.gt(i)})
                         kept["input"] = str(inputs.photo_records[i][0]["file"]) if protocol == "photo" \
                             else int(chosen[b][0])
