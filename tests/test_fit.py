@@ -183,3 +183,10 @@ def test_cli_mesh_reconstruct_eval(fitted, tmp_path):
     assert main(["mesh", str(run), "--shape", "3", "-o", str(tmp_path / "x.ply")]) == 2  # held-out, no latent
     assert main(["mesh", str(tmp_path / "nothing"), "--all"]) == 2
     assert main(["reconstruct", str(run), str(tmp_path / "missing.obj"), "-o", str(tmp_path / "y.ply")]) == 2
+
+
+def test_cuda_rng_states_restore_in_device_order():
+    from img2sdf.train.checkpoint import cuda_rng_keys
+
+    keys = {f"rng.cuda.{i}": i for i in (10, 2, 0, 11, 1)} | {"rng.cpu": -1, "model.w": -2}
+    assert cuda_rng_keys(keys) == ["rng.cuda.0", "rng.cuda.1", "rng.cuda.2", "rng.cuda.10", "rng.cuda.11"]

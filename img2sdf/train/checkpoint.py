@@ -119,7 +119,7 @@ def restore(
         opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
     torch.set_rng_state(ckpt.tensors["rng.torch"])
     if torch.cuda.is_available():
-        cuda_states = [ckpt.tensors[k] for k in sorted(ckpt.tensors) if k.startswith("rng.cuda.")]
+        cuda_states = [ckpt.tensors[k] for k in cuda_rng_keys(ckpt.tensors)]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
     for name, gen in (generators or {}).items():
@@ -134,3 +134,8 @@ def model_state(ckpt: Checkpoint, name: str) -> dict[str, torch.Tensor]:
     if not state:
         raise UserError(f"checkpoint step {ckpt.step} has no module {name!r}")
     return state
+
+
+def cuda_rng_keys(tensors) -> list[str]:
+    """The ``rng.cuda.N`` keys of a checkpoint in device order (numeric: ``rng.cuda.2`` before ``.10``)."""
+    return sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
