@@ -187,6 +187,7 @@ class _Inputs:
 
     def known_pose(self, ids: list[int], view_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features [B, k, D] and poses [B, k, 4, 4] of the chosen training-camera renders."""
+        from ..data.cameras import view_filename
         from ..data.images import load_view
 
         ids_col = np.asarray(ids)[:, None]
@@ -195,7 +196,7 @@ class _Inputs:
             return np.asarray(self.render_features[ids_col, view_idx], dtype=np.float32), poses
         feats = []
         for i, views in zip(ids, view_idx, strict=True):
-            files = [self.store.render_dir(i) / f"view_{v:02d}.png" for v in views]
+            files = [self.store.render_dir(i) / view_filename(int(v)) for v in views]
             feats.append(self.model.encode(np.stack([load_view(f) for f in files])))
         return np.stack(feats), poses
 
@@ -205,15 +206,13 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
     """Run the evaluation with a loaded :class:`~img2sdf.generate.pipeline.ImageToShape`; returns
     ``{"metrics": ..., "shapes": per-shape rows, "pictures": {(split, obj_idx): {label: mesh}}}``.
     Photo-protocol input files go to ``out_dir/photos``."""
-    from ..generate.reconstruct import reconstruct_latent
+    from ..encoders.cache import POOL_GROUPS, pool_indices
     from .metrics import METRIC_PROTOCOL
 
     for p in cfg.protocols:
         if p not in PROTOCOLS:
             raise UserError(f"protocol {p!r}: choose from {', '.join(PROTOCOLS)}")
     inputs = _Inputs(model, store, cfg, Path(out_dir) if out_dir else None)
-    from ..encoders.cache import POOL_GROUPS, pool_indices
-
     pool, _, pool_meta = store.load_features(inputs.pool_name)
     cols = pool_indices(pool_meta, tuple(model.dit.info.get("pool_groups", POOL_GROUPS)))
     manifest = store.load_manifest()
@@ -252,8 +251,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
                 rows, collapse = _evaluate_views(model, meshes, shapes, all_feats[:, :n_views],
                                                  None if all_poses is None else all_poses[:, :n_views],
                                                  train_feats, mean, std, cfg, progress,
-                                                 f"eval-gen {protocol} {split} {n_views} view(s)",
-                                                 reconstruct_latent, store)
+                                                 f"eval-gen {protocol} {split} {n_views} view(s)")
                 diagnostics[protocol]["collapse"][split][str(n_views)] = collapse
                 results[protocol][split][str(n_views)] = _summaries(rows, shapes, cfg)
                 for b, shape in enumerate(shapes):
@@ -329,10 +327,12 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
 
 
 def _evaluate_views(model, meshes: _Meshes, shapes, feats, poses, train_feats, mean, std, cfg, progress,
-                    desc, reconstruct_latent, store) -> tuple[dict, dict]:
+                    desc) -> tuple[dict, dict]:
     """Score every method for one protocol/split/views setting: per method a list (one per shape) of
     {"mesh", "scores", ...}; plus the collapse statistics of the generated latents."""
     from tqdm import tqdm
+
+    from ..generate.reconstruct import reconstruct_latent
 
     train_rows = model.train_obj_idx
     latents = model.sample_latents(feats, poses, seed=cfg.seed, steps=cfg.steps or None)
@@ -345,7 +345,7 @@ def _evaluate_views(model, meshes: _Meshes, shapes, feats, poses, train_feats, m
         i = shape.obj_idx
 
         def reconstruct(i=i):
-            points, sdf = store.load_sdf(i)
+            points, sdf = meshes.store.load_sdf(i)
             z = reconstruct_latent(model.decoder, torch.from_numpy(points), torch.from_numpy(sdf),
                                    steps=cfg.reconstruct_steps, n_points=cfg.reconstruct_points,
                                    seed=cfg.seed, **model.reconstruct_settings())
@@ -426,28 +426,27 @@ def write_metrics(out_dir: str | Path, result: dict) -> Path:
     return path
 
 
-def summary_rows(metrics: dict) -> list[dict]:
-    """One row per protocol, split, views and method of the means (the table of the report and the CLI)."""
-    rows = []
+def settings(metrics: dict):
+    """(row key {protocol, split, views}, results) for every setting a metrics.json holds."""
     for protocol in PROTOCOLS:
         for split, per_views in metrics.get(protocol, {}).items():
             for views, res in per_views.items():
-                for method in METHODS:
-                    rows.append({"protocol": protocol, "split": split, "views": views, "method": method,
-                                 **{k: v for k, v in res[method].items()}})
-    return rows
+                yield {"protocol": protocol, "split": split, "views": views}, res
+
+
+def summary_rows(metrics: dict) -> list[dict]:
+    """One row per protocol, split, views and method of the means (the report's first table)."""
+    return [{**key, "method": method, **res[method]} for key, res in settings(metrics) for method in METHODS]
 
 
 def interval_rows(metrics: dict) -> list[dict]:
+    """One row per setting of the paired generated − retrieval Chamfer-L1 interval, with its verdict."""
     rows = []
-    for protocol in PROTOCOLS:
-        for split, per_views in metrics.get(protocol, {}).items():
-            for views, res in per_views.items():
-                d = res["generated_minus_retrieval"]
-                rows.append({"protocol": protocol, "split": split, "views": views, "mean": d["mean"],
-                             "95% lo": d["lo"], "95% hi": d["hi"], "n": d["n"],
-                             "verdict": "generated better" if d["hi"] < 0 else
-                             "retrieval better" if d["lo"] > 0 else "not separable"})
+    for key, res in settings(metrics):
+        d = res["generated_minus_retrieval"]
+        rows.append({**key, "mean": d["mean"], "95% lo": d["lo"], "95% hi": d["hi"], "n": d["n"],
+                     "verdict": "generated better" if d["hi"] < 0 else
+                     "retrieval better" if d["lo"] > 0 else "not separable"})
     return rows
 
 
@@ -475,11 +474,10 @@ def write_report_html(out_dir: str | Path, model, store, result: dict, thumb: in
                 table=Table(["protocol", "split", "views", "mean", "95% lo", "95% hi", "n", "verdict"],
                             interval_rows(m))),
     ]
-    cat_rows = [{"protocol": p, "split": s, "views": v, "category": cat,
+    cat_rows = [{**key, "category": cat,
                  **{f"{k}.chamfer_l1": c[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")},
                  "n": c["generated"]["n"]}
-                for p in protocols for s, per_views in m[p].items() for v, res in per_views.items()
-                for cat, c in res["per_category"].items()]
+                for key, res in settings(m) for cat, c in res["per_category"].items()]
     sections.append(Section("Per category (Chamfer-L1)", table=Table(list(cat_rows[0]) if cat_rows else [],
                                                                       cat_rows)))
     lines = []
