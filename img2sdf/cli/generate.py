@@ -1,6 +1,7 @@
 """Generate a mesh from 1-8 photos or renders of an object with a trained latent DiT (paper §6).
 
-Example: ``img2sdf generate photo.jpg --model DITRUN -o chair.glb --preview chair.png``.
+Example: ``img2sdf generate photo.jpg -o chair.glb --preview chair.png`` (the bundled model) or with
+``--model DITRUN``.
 Photos have no known camera pose, so the DiT's learned "unknown pose" token is used and each photo is cut
 out and framed like the training renders; for renders made by ``img2sdf prepare`` pass
 ``--poses renders/obj_NNNN/cameras.json`` to condition on their true poses (a run trained on the photo pool
@@ -23,7 +24,9 @@ MESH_FORMATS = (".glb", ".obj", ".ply", ".stl")
 
 def add_arguments(parser) -> None:
     parser.add_argument("images", type=Path, nargs="+", help="1 to 8 images (PNG/JPEG/WebP) of one object")
-    parser.add_argument("--model", type=Path, required=True, help="DiT run folder (from train-dit)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="DiT run folder (from train-dit) or a bundle (default: the model bundled with "
+                             "img2sdf, trained on 976 synthetic shapes)")
     parser.add_argument("-o", "--out", type=Path, required=True,
                         help=f"output mesh; the format follows the extension ({', '.join(MESH_FORMATS)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise")

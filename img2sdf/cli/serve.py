@@ -1,6 +1,6 @@
 """Serve the web demo: upload 1-8 photos of an object in a browser, get a mesh (paper §6 pipeline).
 
-Example: ``img2sdf serve --model runs/demo/dit`` then open http://127.0.0.1:7860.
+Example: ``img2sdf serve`` (the bundled model) or ``img2sdf serve --model runs/demo/dit``, then open http://127.0.0.1:7860.
 The page shows the stage timings, the five nearest training shapes by latent cosine (§1.2 ii), a turntable
 preview and GLB/OBJ/STL downloads. Requests are generated one at a time; the newest results are kept in a
 temporary folder (or --results) and older ones deleted.
@@ -14,7 +14,9 @@ HELP = "web demo: photos → mesh in the browser (FastAPI + uvicorn)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="DiT run folder (from train-dit)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="DiT run folder (from train-dit) or a bundle (default: the model bundled with "
+                             "img2sdf, trained on 976 synthetic shapes)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (the default is this machine only; 0.0.0.0 shares it)")
     parser.add_argument("--port", type=int, default=7860, help="TCP port")
@@ -38,7 +40,8 @@ def run(args) -> int:
     torch.set_num_threads(max(1, args.threads))
     model = ImageToShape.load(args.model)
     # The encoder loads now, so a missing one is an error at start rather than on the first upload.
-    print(f"serve: {args.model} (encoder {model.encoder.name}, {len(model.train_obj_idx)} training shapes)")
+    print(f"serve: {args.model or 'the bundled model'} (encoder {model.encoder.name}, "
+          f"{len(model.train_obj_idx)} training shapes)")
     sock = listen(args.host, args.port)  # before create_app makes its temp folder
     app = create_app(model, args.results, args.max_results)
     print(f"serve: open http://{args.host}:{args.port} (Ctrl-C stops)")

@@ -56,25 +56,40 @@ class ImageToShape:
         return self._guard
 
     @classmethod
-    def load(cls, dit_dir: str | Path, encoder=None) -> ImageToShape:
-        """Load a DiT run; ``encoder`` overrides the one it was trained with (tests pass a built one)."""
+    def load(cls, dit_dir: str | Path | None = None, encoder=None) -> ImageToShape:
+        """Load a DiT run, or a bundle (``generate.pretrained``; None = the one inside the package, its
+        hashes checked); ``encoder`` overrides the one it was trained with (tests pass a built one)."""
         from ..data.store import ShapeStore
         from ..models.decoder import load_decoder_run
+        from .pretrained import bundle_shapes, default_model, is_bundle, verify_bundle
 
+        if dit_dir is None:
+            dit_dir = default_model() / "dit"
+        elif is_bundle(dit_dir):
+            verify_bundle(dit_dir)
+            dit_dir = Path(dit_dir) / "dit"
+        dit_dir = Path(dit_dir)
         dit = load_dit_run(dit_dir)
         for key in ("decoder_run", "data", "encoder"):
             if key not in dit.info:
                 raise UserError(f"{dit_dir}/config.json: no {key!r}; not written by `img2sdf train-dit`")
         decoder_dir = Path(dit.info["decoder_run"])
+        if not decoder_dir.is_absolute():
+            decoder_dir = (dit_dir / decoder_dir).resolve()
         if not decoder_dir.is_dir():
             raise UserError(f"{dit_dir}/config.json names decoder run {decoder_dir}, which is missing")
         decoder_run = load_decoder_run(decoder_dir)
         if [int(i) for i in decoder_run.obj_idx] != [int(i) for i in dit.info["obj_idx"]]:
             raise UserError(f"{decoder_dir}: its latents are not the ones {dit_dir} was trained on")
-        store = ShapeStore(dit.info["data"])
-        shapes = store.load_manifest().shapes if store.exists() else []
-        categories = {s.obj_idx: s.category for s in shapes}
-        uids = {s.obj_idx: s.uid for s in shapes}
+        bundled = bundle_shapes(dit_dir)
+        if bundled:
+            categories = {i: s["category"] for i, s in bundled.items()}
+            uids = {i: s["uid"] for i, s in bundled.items()}
+        else:
+            store = ShapeStore(dit.info["data"])
+            shapes = store.load_manifest().shapes if dit.info["data"] and store.exists() else []
+            categories = {s.obj_idx: s.category for s in shapes}
+            uids = {s.obj_idx: s.uid for s in shapes}
         return cls(dit, decoder_run, categories, uids, encoder)
 
     @property

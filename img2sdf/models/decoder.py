@@ -82,6 +82,18 @@ class SDFDecoder(nn.Module):
         return out if x is None else out + torch.nn.functional.linear(x, w[:, :h])
 
 
+def training_flops_per_point(config: DecoderConfig) -> int:
+    """Matrix-product FLOPs of one training step per SDF point (forward, weight gradient and — where the
+    input needs one — input gradient, 2 FLOPs per multiply-add). The latent's share of the input layers is
+    computed once per shape (see ``SDFDecoder._input_layer``) and not counted; γ(p) needs no gradient."""
+    h, pe = config.hidden, 3 + 6 * config.pe_bands
+    macs = 2 * pe * h  # first layer: forward + weight gradient
+    for i in range(1, config.layers):
+        macs += 3 * h * h + (2 * pe * h if i == config.skip_layer else 0)
+    macs += 3 * h  # output layer
+    return 2 * macs
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
