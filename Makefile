@@ -7,7 +7,12 @@ DEMO ?= runs/demo
 # The photo pool the demo's DiT trains on (encode --views photo): see the README's ablation for the choice.
 DEMO_POOL ?= --jitter-copies 1 --random-views 32
 
-.PHONY: venv test lint demo bench bench-deps browser-deps clean-demo
+# The bundled model (img2sdf/pretrained/): the paper's 976 training shapes, CPU presets (README for timings).
+PRETRAINED ?= runs/pretrained
+PRETRAINED_FIT ?= --epochs 40
+PRETRAINED_DIT ?= --steps 12000
+
+.PHONY: venv test lint demo bench bench-deps browser-deps clean-demo pretrained
 
 # The CPU torch wheel is installed first and pinned, so nothing can pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -50,6 +55,19 @@ demo: $(STAMP)
 		-o $(DEMO)/generated_ood_photo.glb --preview $(DEMO)/generated_ood_photo.png
 	$(BIN)/img2sdf eval-gen --model $(DEMO)/dit --out $(DEMO)/eval --reconstruct-steps 200
 	@echo "demo: report at $(DEMO)/eval/report.html (metrics $(DEMO)/eval/metrics.json)"
+
+# Rebuilds img2sdf/pretrained/ from scratch (hours on a 2-core CPU; every stage resumes when rerun).
+pretrained: $(STAMP)
+	$(BIN)/img2sdf prepare $(PRETRAINED)/data --source synthetic --n 976 --workers 2
+	$(BIN)/img2sdf encode $(PRETRAINED)/data --views both --jitter-copies 1 --random-views 16
+	$(BIN)/img2sdf fit $(PRETRAINED)/data --out $(PRETRAINED)/decoder --preset tiny $(PRETRAINED_FIT) \
+		--set threads=2 $$(test -f $(PRETRAINED)/decoder/config.json && echo --resume)
+	$(BIN)/img2sdf train-dit $(PRETRAINED)/data --decoder $(PRETRAINED)/decoder --out $(PRETRAINED)/dit \
+		--preset tiny $(PRETRAINED_DIT) $$(test -f $(PRETRAINED)/dit/config.json && echo --resume)
+	$(BIN)/img2sdf eval-gen --model $(PRETRAINED)/dit --out $(PRETRAINED)/eval --protocols photo \
+		--reconstruct-steps 300 --recall-shapes 0
+	$(BIN)/img2sdf bundle $(PRETRAINED)/dit --out img2sdf/pretrained --metrics $(PRETRAINED)/eval/metrics.json \
+		--note "make pretrained"
 
 # Benchmarks compare against the paper's own tools (mesh-to-sdf, pyrender on OSMesa) in the same run.
 bench-deps: $(STAMP)

@@ -20,7 +20,8 @@ from img2sdf.io import read_json
 @pytest.fixture
 def bundle(tiny_runs, tmp_path):  # noqa: F811
     out = tmp_path / "bundle"
-    export_bundle(tiny_runs["dit"], out, provenance={"made_by": "test"})
+    assert main(["bundle", str(tiny_runs["dit"]), "--out", str(out), "--note", "test"]) == 0
+    assert read_json(out / "manifest.json")["provenance"]["note"] == "test"
     return out
 
 

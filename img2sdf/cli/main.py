@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "train-dit": "train_dit",
     "generate": "generate",
+    "bundle": "bundle",
     "eval-gen": "eval_gen",
     "diagnose": "diagnose",
     "study": "study",
