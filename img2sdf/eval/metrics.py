@@ -48,6 +48,18 @@ def inside(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     return w > 0.5
 
 
+def shape_statistics(mesh: trimesh.Trimesh) -> dict:
+    """What §6.3 judged by eye, as numbers: ``aspect`` = longest / shortest axis-aligned extent (meshes share
+    the unit-sphere frame), ``genus`` = Σ over closed components of (1 − χᵢ/2), i.e. components − χ/2
+    (a sphere 0, a torus 1), ``volume`` = |signed volume| (NaN when the mesh is not closed)."""
+    ext = np.asarray(mesh.extents, dtype=np.float64)
+    closed = bool(mesh.is_watertight)
+    components = int(mesh.body_count) if len(mesh.faces) else 0
+    return {"aspect": float(ext.max() / max(ext.min(), 1e-9)),
+            "genus": float(components - mesh.euler_number / 2) if closed else float("nan"),
+            "volume": float(abs(mesh.volume)) if closed else float("nan")}
+
+
 def surface_metrics(pred: trimesh.Trimesh, gt: trimesh.Trimesh, n_points: int = 100_000,
                     seed: int = 0) -> dict[str, float]:
     """Chamfer-L1/L2, F-score@1 %/2 %, volumetric IoU and normal consistency (protocol: module docstring)."""
