@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from img2sdf.data import analytic
-from img2sdf.train.fit import AutoDecoder, clamped_l1, load_samples, make_config
+from img2sdf.runs.configs import make_config
+from img2sdf.train.fit import AutoDecoder, clamped_l1, load_samples
 
 
 def analytic_samples(n_shapes: int, n_points: int, seed: int = 0) -> torch.Tensor:
@@ -79,7 +80,7 @@ def measure(step_fn, steps: int, warmup: int = 2) -> float:
 
 
 def bench_preset(name: str, data: torch.Tensor, steps: int) -> dict:
-    cfg = make_config(name)
+    cfg = make_config("fit", name)
     torch.manual_seed(0)
     model = AutoDecoder(cfg, data.shape[0])
     opt = torch.optim.Adam([{"params": model.decoder.parameters(), "lr": cfg.lr_decoder},

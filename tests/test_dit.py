@@ -9,8 +9,10 @@ from img2sdf.errors import UserError
 from img2sdf.models.diffusion import GaussianDiffusion
 from img2sdf.models.dit import DIT_PRESETS, LatentDiT, count_parameters
 from img2sdf.models.pose import POSE_DIM, PoseEmbedding, sinusoidal_pose
-from img2sdf.train.checkpoint import list_checkpoints
-from img2sdf.train.train_dit import TRAIN_PRESETS, PairedViews, load_dit_run, train_dit
+from img2sdf.runs import load_dit_run
+from img2sdf.runs.checkpoint import list_checkpoints
+from img2sdf.runs.configs import TRAIN_PRESETS
+from img2sdf.train.train_dit import PairedViews, train_dit
 
 
 def test_paper_preset_parameter_count():
@@ -85,7 +87,7 @@ def test_tiny_dit_recalls_its_training_latents(tmp_path):
     assert last < 0.3 * first  # EMA of the loss went down
 
 
-def test_resume_is_exact(tmp_path):
+def test_resume_is_exact_and_follows_the_resume_rule(tmp_path, capsys):
     torch.set_num_threads(1)
     pairs = _pairs(n=6, v=4)
     cfg = _cfg(20, ckpt_every=10, log_every=5, pose_dropout=0.3)
@@ -97,13 +99,21 @@ def test_resume_is_exact(tmp_path):
     (tmp_path / "b" / "dit.safetensors").unlink()
     with pytest.raises(UserError, match="--resume"):
         train_dit(pairs, cfg, tmp_path / "b", progress=False)
-    with pytest.raises(UserError, match="different config"):
+    # a setting that cannot change mid-run: one line naming it, old → new
+    with pytest.raises(UserError, match="cannot change mid-run: lr: 0.001 → 1.0; resume without"):
         train_dit(pairs, dataclasses.replace(cfg, lr=1.0), tmp_path / "b", resume=True, progress=False)
-    resumed = train_dit(pairs, cfg, tmp_path / "b", resume=True, progress=False).state_dict()
+    resumed = train_dit(pairs, None, tmp_path / "b", resume=True, progress=False).state_dict()  # its own
     for key, value in ref.items():
         assert torch.equal(value, resumed[key]), key
     steps = [int(r.split(",")[0]) for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
     assert steps == [5, 10, 15, 20]  # the log keeps the rows before the kill, none twice
+    # a safe change (more steps) is applied, with a note, and the run continues from its last step
+    capsys.readouterr()
+    train_dit(pairs, dataclasses.replace(cfg, steps=30), tmp_path / "b", resume=True, progress=False)
+    assert "resume: applying steps 20 → 30" in capsys.readouterr().out
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [5, 10, 15, 20, 25, 30]
+    assert load_dit_run(tmp_path / "b").config.steps == 30
 
 
 def _ddp_worker(rank, world, port, out, cfg):

@@ -8,7 +8,8 @@ import numpy as np
 from test_generate import tiny_runs  # noqa: F401  (the shared tiny store + decoder + DiT fixture)
 
 from img2sdf.cli.main import main
-from img2sdf.eval.diagnostics import collapse_stats, cosine_matrix, recall_stats, top_k
+from img2sdf.eval.diagnostics import collapse_stats, recall_stats
+from img2sdf.generate.neighbours import cosine_matrix, top_k
 
 
 def test_cosine_ranking_recall_and_collapse():

@@ -54,11 +54,11 @@ def build_store(root: Path, shapes: list[tuple[str, str]], n_points: int = 20_00
 
 
 def tiny_config(**changes):
-    from img2sdf.train.fit import make_config
+    from img2sdf.runs.configs import make_config
 
     overrides = ["decoder.hidden=64", "decoder.layers=4", "decoder.skip_layer=2", "shapes_per_step=2",
                  "points_per_shape=1024", "epochs=100", "ckpt_every=25", "threads=1"]
-    return make_config("tiny", overrides + [f"{k}={v}" for k, v in changes.items()])
+    return make_config("fit", "tiny", overrides + [f"{k}={v}" for k, v in changes.items()])
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def fitted(tmp_path_factory):
 def test_fit_writes_run_folder_and_recalls_shapes(fitted):
     from img2sdf.eval.metrics import surface_metrics
     from img2sdf.generate.mesh import extract_mesh
-    from img2sdf.models.decoder import load_decoder_run
+    from img2sdf.runs import load_decoder_run
 
     run = fitted / "run"
     for name in ("config.json", "decoder.safetensors", "latents.safetensors", "log.csv", "loss.png"):
@@ -112,7 +112,7 @@ def test_resume_after_kill_is_exact(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (tmp_path / "killed" / "decoder.safetensors").exists()
-    from img2sdf.models.decoder import load_decoder_run
+    from img2sdf.runs import load_decoder_run
 
     assert load_decoder_run(tmp_path / "killed").latents.shape == (2, 64)  # an unfinished run loads its ckpt
     subprocess.run(_fit_cmd(data, tmp_path / "killed", "--resume"), check=True, capture_output=True)
@@ -126,7 +126,8 @@ def test_resume_after_kill_is_exact(tmp_path):
 
 def test_fit_errors(tmp_path):
     from img2sdf.cli.main import main
-    from img2sdf.train.fit import fit, make_config
+    from img2sdf.runs.configs import make_config
+    from img2sdf.train.fit import fit
 
     with pytest.raises(UserError, match="no manifest.json"):
         fit(tmp_path / "missing", tmp_path / "run", tiny_config(), progress=False)
@@ -134,14 +135,14 @@ def test_fit_errors(tmp_path):
     with pytest.raises(UserError, match="no shapes with status ok in split 'train'"):
         fit(tmp_path / "data", tmp_path / "run", tiny_config(), progress=False)
     with pytest.raises(UserError, match="no field 'hiden'"):
-        make_config("tiny", ["decoder.hiden=3"])
+        make_config("fit", "tiny", ["decoder.hiden=3"])
     assert main(["fit", str(tmp_path / "data"), "--out", str(tmp_path / "r2"), "--resume"]) == 2
 
 
 def test_reconstruct_held_out_beats_mean_latent(fitted):
     from img2sdf.eval.decoder_eval import sdf_l1
     from img2sdf.generate.reconstruct import reconstruct_latent
-    from img2sdf.models.decoder import load_decoder_run
+    from img2sdf.runs import load_decoder_run
 
     run = load_decoder_run(fitted / "run")
     pts, sdf = ShapeStore(run.data_root).load_sdf(3)  # the held-out small sphere
@@ -186,7 +187,7 @@ def test_cli_mesh_reconstruct_eval(fitted, tmp_path):
 
 
 def test_cuda_rng_states_restore_in_device_order():
-    from img2sdf.train.checkpoint import cuda_rng_keys
+    from img2sdf.runs.checkpoint import cuda_rng_keys
 
     keys = {f"rng.cuda.{i}": i for i in (10, 2, 0, 11, 1)} | {"rng.cpu": -1, "model.w": -2}
     assert cuda_rng_keys(keys) == ["rng.cuda.0", "rng.cuda.1", "rng.cuda.2", "rng.cuda.10", "rng.cuda.11"]

@@ -43,8 +43,9 @@ def build_tiny_runs(root: Path) -> dict[str, Path]:
     from img2sdf.encoders import DEFAULT_ENCODER, get_encoder
     from img2sdf.encoders.cache import encode_store
     from img2sdf.models.dit import DIT_PRESETS
-    from img2sdf.train.fit import fit, make_config
-    from img2sdf.train.train_dit import TRAIN_PRESETS, load_training_pairs, train_dit
+    from img2sdf.runs.configs import TRAIN_PRESETS, make_config
+    from img2sdf.train.fit import fit
+    from img2sdf.train.train_dit import load_training_pairs, train_dit
 
     paths = {"data": root / "data", "decoder": root / "decoder", "dit": root / "dit"}
     if (paths["dit"] / "dit.safetensors").is_file():
@@ -64,13 +65,13 @@ def build_tiny_runs(root: Path) -> dict[str, Path]:
     encoder = get_encoder(DEFAULT_ENCODER)
     encode_store(store, encoder)
     encode_store(store, encoder, views="photo", pool=PhotoPoolConfig(jitter_copies=2, random_views=24))
-    fit_cfg = make_config("tiny", ["epochs=60", "threads=1", "points_per_shape=1024"])
+    fit_cfg = make_config("fit", "tiny", ["epochs=60", "threads=1", "points_per_shape=1024"])
     fit(store.root, paths["decoder"], fit_cfg, progress=False)
     pairs = load_training_pairs(store.root, paths["decoder"], DEFAULT_ENCODER, views="photo")
     cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=400, batch_size=16, ckpt_every=10**9,
                               model=dataclasses.replace(DIT_PRESETS["tiny"], d_model=64, heads=4))
     train_dit(pairs, cfg, paths["dit"], progress=False,
-              provenance={"data": str(store.root), "decoder_run": str(paths["decoder"]),
+              provenance={"data_root": str(store.root), "decoder_run": str(paths["decoder"]),
                           "encoder": DEFAULT_ENCODER, "views": "photo"})
     return paths
 
