@@ -146,3 +146,27 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     for key, value in single.items():
         assert torch.allclose(value, ddp[key], atol=1e-5), key
     assert not torch.equal(single["latent_out.weight"], torch.zeros_like(single["latent_out.weight"]))
+
+
+def test_the_dit_samples_both_modes_of_a_bimodal_target(tmp_path):
+    """Two shapes share one condition (identical views) with opposite latents ±v. The best regressor of
+    the condition alone predicts their mean, 0; the diffusion model must instead sample ±v, both of them —
+    which needs x_t and t, not only the views."""
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(64, generator=g)
+    views = torch.randn(2, 1, 32, generator=g)  # condition A for shapes 0-1, condition B for shapes 2-3
+    features = torch.cat([views[:1], views[:1], views[1:], views[1:]]).repeat(1, 4, 1).half()
+    poses = torch.eye(4).repeat(4, 4, 1, 1)
+    poses[..., 2, 3] = 2.5
+    pairs = PairedViews(torch.stack([v, -v, v, -v]), features, poses, [0, 1, 2, 3])
+    model = train_dit(pairs, _cfg(300, ckpt_every=10**9, pose_dropout=0.0), tmp_path / "run", progress=False)
+    n = 64
+    denoise = model.denoiser(features[:1].float().expand(n, -1, -1), poses[:1].expand(n, -1, -1, -1))
+    x = GaussianDiffusion(500).ddim_sample(denoise, (n, 64), steps=20,
+                                           generator=torch.Generator().manual_seed(1))
+    z = model.unstandardise(x)
+    cos = torch.nn.functional.cosine_similarity(z, v[None], dim=-1)
+    assert (cos.abs() > 0.9).all(), cos  # every sample is one of the two latents, none their mean
+    assert ((z.norm(dim=1) / v.norm() - 1).abs() < 0.2).all()
+    assert 0.2 < (cos > 0).float().mean() < 0.8  # and both are sampled
