@@ -46,17 +46,21 @@ def run(args) -> int:
     eval_parser = argparse.ArgumentParser(prog="img2sdf study --eval-arg", exit_on_error=False)
     eval_gen.add_arguments(eval_parser)
     try:
-        eval_args = eval_parser.parse_args(["--model", ".", "--out", ".", *args.eval_arg])
+        eval_args, unknown = eval_parser.parse_known_args(["--model", ".", "--out", ".", *args.eval_arg])
     except argparse.ArgumentError as e:
         raise UserError(f"--eval-arg: {e}") from e
+    if unknown:
+        raise UserError(f"--eval-arg: `img2sdf eval-gen` has no option {' '.join(unknown)}")
     fit_cfg = make_config("fit", args.preset, args.fit_set)
     dit_cfg = make_config("train-dit", args.preset, args.dit_set)
     summary = run_scaling(args.data, args.out, sizes, fit_cfg, dit_cfg, eval_gen.eval_config(eval_args),
                           args.encoder, args.seed, args.device)
     print(f"study scaling: {args.out}/scaling.json, plot {args.out}/scaling.png")
+    protocol = summary["protocol"]
     for n, m in summary["sizes"].items():
-        for views, row in m.get("photo", m)["test"].items():
-            chamfer = {k: row[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")}
-            print(f"  n={int(n):>5} test {views} view(s), photo protocol, Chamfer-L1: "
-                  + "  ".join(f"{k} {v:.4f}" for k, v in chamfer.items()))
+        for split, by_views in m[protocol].items():
+            for views, row in by_views.items():
+                chamfer = {k: row[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")}
+                print(f"  n={int(n):>5} {split} {views} view(s), {protocol} protocol, Chamfer-L1: "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in chamfer.items()))
     return 0

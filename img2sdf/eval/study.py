@@ -62,7 +62,9 @@ def run_scaling(data: Path, out: Path, sizes: list[int], fit_config, dit_config,
     from .generation_eval import run_eval_gen
 
     source = ShapeStore(data)
-    summary = {"data": str(data.resolve()), "preset": fit_config.preset, "sizes": {}}
+    # the first protocol asked for is the one summarised (photo unless only known_pose was evaluated)
+    summary = {"data": str(data.resolve()), "preset": fit_config.preset, "protocol": eval_config.protocols[0],
+               "sizes": {}}
     for n in sorted(sizes):
         root = out / f"n{n:05d}"
         store = subset_store(source, root / "data", n, seed)
@@ -93,8 +95,9 @@ def plot_scaling(summary: dict, path: Path) -> None:
     from ..io import atomic_path
 
     sizes = sorted(int(n) for n in summary["sizes"])
-    # the headline protocol of each eval (photo); older metrics.json files hold the splits at the top level
-    per_size = {n: m.get(m.get("protocol", {}).get("headline", ""), m) for n, m in summary["sizes"].items()}
+    # the summarised protocol of each eval; older metrics.json files hold the splits at the top level
+    protocol = summary.get("protocol", "photo")
+    per_size = {n: m.get(protocol, m) for n, m in summary["sizes"].items()}
     splits = [s for s in ("test", "ood") if s in per_size[str(sizes[0])]]
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4), squeeze=False)
     styles = {"generated": "-o", "retrieval": "--s", "reconstruct": ":^"}
