@@ -3,6 +3,7 @@ without a GPU (CUDA monkeypatched where its presence matters)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +85,35 @@ def test_amp_contexts_on_the_cpu():
         assert grad_scaler(cpu, mode).is_enabled() == (mode == "fp16")
     with pytest.raises(UserError, match="amp='fp8': choose one of off, bf16, fp16"):
         autocast(cpu, "fp8")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_trains_the_auto_decoder_on_the_cpu(tmp_path, amp):
+    from test_fit import build_store
+
+    from img2sdf.runs import read_log
+    from img2sdf.runs.configs import make_config
+    from img2sdf.train.fit import fit
+
+    torch.set_num_threads(1)
+    build_store(tmp_path / "data", [("sphere", "train"), ("box", "train")], n_points=2000)
+    cfg = make_config("fit", "tiny", ["decoder.hidden=32", "decoder.layers=3", "decoder.skip_layer=1",
+                                      "shapes_per_step=2", "points_per_shape=512", "epochs=60", "log_every=5",
+                                      "threads=1", f"amp={amp}"])
+    fit(tmp_path / "data", tmp_path / "run", cfg, device="cpu", progress=False)
+    losses = [float(r["loss"]) for r in read_log(tmp_path / "run" / "log.csv")]
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_amp_bf16_trains_the_dit_on_the_cpu(tmp_path):
+    from test_dit import _cfg, _pairs
+
+    from img2sdf.runs import read_log
+    from img2sdf.train.train_dit import train_dit
+
+    torch.set_num_threads(1)
+    cfg = _cfg(120, ckpt_every=10**9, log_every=10, amp="bf16")
+    train_dit(_pairs(n=8, v=4), cfg, tmp_path / "dit", progress=False, device="cpu")
+    ema = [float(r["loss_ema"]) for r in read_log(tmp_path / "dit" / "log.csv")]
+    assert len(ema) == 12 and ema[-1] < 0.5 * ema[0], ema

@@ -151,7 +151,7 @@ def test_encode_store_resumes_after_an_interruption(store, monkeypatch):
 
 
 def test_encode_cli(store, tmp_path, monkeypatch, capsys):
-    assert main(["encode", str(store.root), "--encoder", "hog", "--batch-size", "2"]) == 0
+    assert main(["encode", str(store.root), "--encoder", "hog", "--batch-size", "2", "--device", "cpu"]) == 0
     assert "2 of 3 shapes" in capsys.readouterr().out
     import huggingface_hub.constants
 

@@ -97,7 +97,8 @@ def test_fit_writes_run_folder_and_recalls_shapes(fitted):
 def _fit_cmd(data: Path, run: Path, *extra: str) -> list[str]:
     sets = ["decoder.hidden=64", "decoder.layers=4", "decoder.skip_layer=2", "shapes_per_step=2",
             "points_per_shape=512", "epochs=150", "ckpt_every=5", "threads=1"]
-    cmd = [sys.executable, "-m", "img2sdf.cli.main", "fit", str(data), "--out", str(run), "--preset", "tiny"]
+    cmd = [sys.executable, "-m", "img2sdf.cli.main", "fit", str(data), "--out", str(run), "--preset", "tiny",
+           "--device", "cpu"]
     return cmd + [a for s in sets for a in ("--set", s)] + list(extra)
 
 
@@ -162,18 +163,33 @@ def test_cli_mesh_reconstruct_eval(fitted, tmp_path):
 
     run = fitted / "run"
     box_glb = tmp_path / "box.glb"
-    assert main(["mesh", str(run), "--shape", "1", "-o", str(box_glb), "--resolution", "64"]) == 0
+    assert main(["mesh", str(run), "--shape", "1", "-o", str(box_glb), "--resolution", "64",
+                 "--device", "cpu"]) == 0
     box = trimesh.load(box_glb, force="mesh")
     assert np.allclose(box.bounds[1], (0.5, 0.35, 0.25), atol=0.03)
     assert main(["mesh", str(run), "--all", "--resolution", "64"]) == 0
     assert sorted(p.name for p in (run / "meshes").iterdir()) == [f"obj_000{i}.ply" for i in range(3)]
     npz = fitted / "data" / "shapes" / "obj_0003.npz"
-    assert main(["reconstruct", str(run), str(npz), "-o", str(tmp_path / "r.ply"), "--steps", "100",
-                 "--resolution", "64"]) == 0
+    assert main(["reconstruct", str(run), str(npz), "-o", str(tmp_path / "r.ply"), "--steps", "30",
+                 "--points", "2048", "--resolution", "64", "--latent-out", str(tmp_path / "z.npy"),
+                 "--device", "cpu"]) == 0
     assert trimesh.load(tmp_path / "r.ply").is_watertight
+    # the CLI fits the run's own objective (eq. 5 with fit's λ = 1e-5; it once hardcoded 1e-4)
+    from img2sdf.generate.reconstruct import load_target, reconstruct_latent
+    from img2sdf.runs import load_decoder_run
+
+    dec_run = load_decoder_run(run)
+    assert dec_run.reconstruct_settings() == {"clamp_delta": 0.1, "latent_reg": 1e-5, "init_std": 0.01}
+    points, sdf = load_target(npz)
+    z = reconstruct_latent(dec_run.decoder, points, sdf, steps=30, n_points=2048,
+                           **dec_run.reconstruct_settings())
+    assert np.array_equal(np.load(tmp_path / "z.npy"), z.numpy())
+    other = reconstruct_latent(dec_run.decoder, points, sdf, steps=30, n_points=2048,
+                               **{**dec_run.reconstruct_settings(), "latent_reg": 1e-4})
+    assert not np.allclose(other.numpy(), z.numpy(), atol=1e-5)
 
     assert main(["eval", str(run), "--points", "5000", "--reconstruct-steps", "100", "--resolution", "64",
-                 "--pictures", "2"]) == 0
+                 "--pictures", "2", "--device", "cpu"]) == 0
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["protocol"]["chamfer_l1"].startswith("0.5 * (mean")
     assert [s["n"] for s in metrics["splits"].values()] == [3, 1]

@@ -114,6 +114,7 @@ def test_anchor_started_mlps_are_more_alike_than_random_ones():
 
 def _args(data, out, *extra):
     return ["fit-mlps", str(data), "--out", str(out), "--preset", "tiny", "--no-progress", "--threads", "1",
+            "--device", "cpu",
             "--epochs", "10", "--set", "anchor_epochs=30", "--set", "chunk=2", "--set", "ckpt_every=5",
             "--set", "eval_points=2000", *extra]
 
