@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merge", action="store_true",
                         help="only merge the finished shards of run PATH into weights.safetensors")
     add_device(parser, "the MLPs")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0 = the config's; 1 is faster on a busy shared machine)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads, the same as --set threads=N (1 is faster on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise UserError("--out RUN is required (or pass --merge with PATH = the run)")
     init = args.init or (None if args.resume else "anchor")
-    extra = ([f"init={init}"] if init else []) + ([f"epochs={args.epochs}"] if args.epochs else [])
+    extra = ([f"init={init}"] if init else []) + ([f"epochs={args.epochs}"] if args.epochs else []) \
+        + ([f"threads={args.threads}"] if args.threads is not None else [])
     config = trainer_config("fit-mlps", args, args.out, extra)
     out = fit_mlps(args.path, args.out, config, resume=args.resume, shard=parse_shard(args.shard),
-                   device=args.device, threads=args.threads, progress=not args.no_progress)
+                   device=args.device, progress=not args.no_progress)
     if (out / "losses.json").is_file() and (out / "weights.safetensors").is_file():
         losses = read_json(out / "losses.json")
         print(f"fit-mlps run: {out}: {losses['n_shapes']} MLPs, final loss median {losses['median']:.5f}, "

@@ -39,7 +39,7 @@ class FitConfig:
     seed: int = 0
     ckpt_every: int = 500  # steps between checkpoints
     log_every: int = 10  # steps between log rows (and the only host syncs of the loop)
-    threads: int = 0  # torch intra-op threads per rank; 0 = cores / ranks
+    threads: int = 0  # torch threads per process; 0 = torch's default (cores / processes under torchrun)
     amp: str = "off"  # off | bf16 | fp16 autocast of the forward pass (fp16 with a GradScaler)
 
 
@@ -76,8 +76,8 @@ class DiTTrainConfig:
     seed: int = 0
     log_every: int = 25  # steps between log rows (and the only host syncs of the loop)
     ckpt_every: int = 500
-    # torch intra-op threads per process; 0 = torch's default. The tiny model is too small to gain from
-    # more: on this shared 2-core CPU 50 steps took 3.2 s with 1 thread and 58 s with 2 (oversubscribed).
+    # threads as in FitConfig. The tiny model is too small to gain from more than one: on this shared
+    # 2-core CPU 50 steps took 3.2 s with 1 thread and 58 s with 2 (oversubscribed).
     threads: int = 0
     amp: str = "off"  # off | bf16 | fp16 autocast of the forward pass (fp16 with a GradScaler)
 
@@ -118,7 +118,7 @@ class FitMLPsConfig:
     seed: int = 0
     ckpt_every: int = 500  # steps between checkpoints inside a chunk
     log_every: int = 10
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    threads: int = 0  # as in FitConfig
 
 
 FIT_MLPS_PRESETS: dict[str, FitMLPsConfig] = {

@@ -15,7 +15,6 @@ latent table. Shape order and point indices come from generators seeded identica
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -131,7 +130,7 @@ def _train(run: Run, resume: bool, info: distributed.DistInfo, progress: bool) -
     from tqdm import tqdm
 
     config, out, obj_idx, dev = run.config, run.path, run.obj_idx, info.device
-    set_threads(config.threads or max(1, (os.cpu_count() or 1) // info.world_size))
+    set_threads(config.threads, info.world_size)
     data = load_samples(ShapeStore(run.data_root), obj_idx, progress and info.is_main).to(dev)  # resident
     n_shapes, n_points = data.shape[0], data.shape[1]
     torch.manual_seed(config.seed)  # identical initialisation on every rank

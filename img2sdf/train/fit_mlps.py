@@ -174,13 +174,13 @@ def run_job(job: Job, samples: torch.Tensor, cfg: FitMLPsConfig, bar=None,
 
 def fit_mlps(data_root: str | Path, out: str | Path, config: FitMLPsConfig | None = None,
              resume: bool = False, shard: tuple[int, int] = (0, 1), device: str | None = None,
-             threads: int = 0, progress: bool = True) -> Path:
+             progress: bool = True) -> Path:
     """Fit one MLP per ``config.split`` shape of ``data_root`` (this shard's share) into run ``out``;
-    merges the shards into weights.safetensors once all are done. ``threads`` > 0 overrides the config's."""
+    merges the shards into weights.safetensors once all are done."""
     out = Path(out)
     run = _start_run(Path(data_root), out, config, resume, shard)
     config, obj_idx = run.config, run.obj_idx
-    set_threads(threads or config.threads)
+    set_threads(config.threads)
     dev = choose_device(0, device)
     store = ShapeStore(run.data_root)
     work = shard_dir(out, shard)

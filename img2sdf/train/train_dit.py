@@ -125,7 +125,7 @@ def train_dit(
         run.save()
     out = run.path
 
-    set_threads(cfg.threads)
+    set_threads(cfg.threads, world)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = LatentDiT(cfg.model)
     model.set_statistics(pairs.latents, pairs.features.reshape(-1, pairs.features.shape[-1]).float())
