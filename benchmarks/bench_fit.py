@@ -27,7 +27,8 @@ import torch
 
 from img2sdf.data import analytic
 from img2sdf.models.decoder import training_flops_per_point
-from img2sdf.train.fit import AutoDecoder, clamped_l1, load_samples, make_config
+from img2sdf.runs.configs import make_config
+from img2sdf.train.fit import AutoDecoder, clamped_l1, load_samples
 
 
 def analytic_samples(n_shapes: int, n_points: int, seed: int = 0) -> torch.Tensor:
@@ -98,7 +99,7 @@ def matmul_peak(reps: int = 3) -> float:
 
 
 def build(name: str, n_shapes: int):
-    cfg = make_config(name)
+    cfg = make_config("fit", name)
     torch.manual_seed(0)
     model = AutoDecoder(cfg, n_shapes)
     opt = torch.optim.Adam([{"params": model.decoder.parameters(), "lr": cfg.lr_decoder},
@@ -169,7 +170,7 @@ def bench_ddp(name: str, data: torch.Tensor, steps: int, world: int = 2) -> dict
     mp.start_processes(_ddp_worker, args=(world, port, name, data, steps, out), nprocs=world, join=True,
                        start_method="spawn")
     seconds = out.get()
-    cfg = make_config(name)
+    cfg = make_config("fit", name)
     points = cfg.shapes_per_step * cfg.points_per_shape
     torch.set_num_threads(world)
     peak = matmul_peak()

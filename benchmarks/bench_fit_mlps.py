@@ -24,8 +24,9 @@ import torch
 
 from img2sdf.data import analytic
 from img2sdf.models.mlp import ShapeMLP, init_weights
+from img2sdf.runs.configs import make_config
 from img2sdf.train.fit import clamped_l1, lr_scale
-from img2sdf.train.fit_mlps import Job, final_losses, make_config, run_job
+from img2sdf.train.fit_mlps import Job, final_losses, run_job
 
 
 def analytic_samples(k: int, n: int, seed: int = 0) -> torch.Tensor:
@@ -92,7 +93,7 @@ def main() -> None:
     init = init_weights(args.shapes, seeds=list(range(args.shapes)))
     obj_idx = list(range(args.shapes))
     per_epoch = 4
-    cfg = make_config("tiny", [f"batch_points={args.batch_points}",
+    cfg = make_config("fit-mlps", "tiny", [f"batch_points={args.batch_points}",
                                f"points_per_epoch={per_epoch * args.batch_points}",
                                f"epochs={math.ceil(args.steps / per_epoch)}", f"lr={args.lr}",
                                "ckpt_every=1000000", "eval_points=8192"])

@@ -62,9 +62,10 @@ def main() -> None:
 
     import torch
 
-    from img2sdf.generate.mesh import decoder_sdf_fn, dense_grid, grid_to_mesh
+    from img2sdf.generate.mesh import dense_grid, grid_to_mesh
     from img2sdf.generate.pipeline import ImageToShape
     from img2sdf.io import write_mesh
+    from img2sdf.models.decoder import decoder_sdf_fn
 
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,8 @@ import torch
 
 from img2sdf.data import analytic
 from img2sdf.eval.metrics import surface_metrics
-from img2sdf.generate.mesh import decoder_sdf_fn, dense_grid, grid_to_mesh, sparse_grid
+from img2sdf.generate.mesh import dense_grid, grid_to_mesh, sparse_grid
+from img2sdf.models.decoder import decoder_sdf_fn
 
 
 def compare(name: str, sdf_fn, resolution: int) -> dict:
@@ -55,7 +56,7 @@ def main() -> None:
     fields = [("analytic_thin_torus",
                lambda p: analytic.torus_sdf(p.astype(np.float64), 0.6, 0.03).astype(np.float32))]
     if args.run:
-        from img2sdf.models.decoder import load_decoder_run
+        from img2sdf.runs import load_decoder_run
 
         run = load_decoder_run(args.run)
         obj = run.obj_idx[0] if args.shape is None else args.shape

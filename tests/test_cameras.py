@@ -61,8 +61,16 @@ def test_rays_project_a_point_to_its_analytic_pixel():
 
 
 def test_the_documented_fov_frames_the_unit_sphere_with_a_margin():
-    half = np.radians(FOV_Y_DEG) / 2
-    assert np.arcsin(1 / 2.5) < half < np.arcsin(1 / 2.5) * 1.15
+    """Every view of fibonacci_views at distance 2.5 sees the whole unit sphere, filling most of the frame:
+    the rays that hit it form a disc that touches no image border and spans > 85 % of the width."""
+    res = 64
+    origins, dirs = camera_rays(fibonacci_views(6, 2.5), res, FOV_Y_DEG)
+    o, d = origins.astype(np.float64), dirs.astype(np.float64)
+    b = (o * d).sum(-1)
+    hits = (b**2 - ((o * o).sum(-1) - 1.0) >= 0) & (b < 0)  # ray meets |p| = 1 in front of the camera
+    for view in hits.reshape(-1, res, res):
+        assert not (view[0].any() or view[-1].any() or view[:, 0].any() or view[:, -1].any())
+        assert view[res // 2].sum() > 0.85 * res  # not a small blob in a wide frame either
 
 
 def test_bad_arguments_are_user_errors():

@@ -10,7 +10,7 @@ import torch
 from img2sdf import io
 from img2sdf.config import apply_overrides, from_dict, preset, to_dict
 from img2sdf.errors import UserError
-from img2sdf.train.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
+from img2sdf.runs.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

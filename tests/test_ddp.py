@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from test_fit import build_store
 
 from img2sdf.io import read_json
-from img2sdf.train.fit import AutoDecoder, make_config
+from img2sdf.runs.configs import make_config
+from img2sdf.train.fit import AutoDecoder
 
 SETS = ["decoder.hidden=32", "decoder.layers=3", "decoder.skip_layer=1", "shapes_per_step=4",
         "points_per_shape=256", "epochs=4", "threads=1", "log_every=1"]
@@ -46,6 +47,6 @@ def test_two_processes_match_one(tmp_path):
             assert torch.allclose(one[key], two[key], atol=2e-5, rtol=0), (name, key)
     # the comparison is meaningful: training moved the latents far beyond the tolerance
     torch.manual_seed(0)
-    init = AutoDecoder(make_config("tiny", SETS), 5).latents.weight.detach()
+    init = AutoDecoder(make_config("fit", "tiny", SETS), 5).latents.weight.detach()
     lat = load_file(tmp_path / "one" / "latents.safetensors")["latents"]
     assert (lat - init).abs().max() > 1e-3

@@ -13,9 +13,9 @@ from img2sdf.models.decoder import (
     DecoderConfig,
     SDFDecoder,
     count_parameters,
-    load_decoder_run,
     positional_encoding,
 )
+from img2sdf.runs import load_decoder_run
 
 
 def test_paper_decoder_has_the_papers_parameter_count():

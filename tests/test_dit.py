@@ -9,8 +9,10 @@ from img2sdf.errors import UserError
 from img2sdf.models.diffusion import GaussianDiffusion
 from img2sdf.models.dit import DIT_PRESETS, LatentDiT, count_parameters
 from img2sdf.models.pose import POSE_DIM, PoseEmbedding, sinusoidal_pose
-from img2sdf.train.checkpoint import list_checkpoints
-from img2sdf.train.train_dit import TRAIN_PRESETS, PairedViews, load_dit_run, train_dit
+from img2sdf.runs import load_dit_run
+from img2sdf.runs.checkpoint import list_checkpoints
+from img2sdf.runs.configs import TRAIN_PRESETS
+from img2sdf.train.train_dit import PairedViews, train_dit
 
 
 def test_paper_preset_parameter_count():
@@ -85,7 +87,7 @@ def test_tiny_dit_recalls_its_training_latents(tmp_path):
     assert last < 0.3 * first  # EMA of the loss went down
 
 
-def test_resume_is_exact(tmp_path):
+def test_resume_is_exact_and_follows_the_resume_rule(tmp_path, capsys):
     torch.set_num_threads(1)
     pairs = _pairs(n=6, v=4)
     cfg = _cfg(20, ckpt_every=10, log_every=5, pose_dropout=0.3)
@@ -97,13 +99,21 @@ def test_resume_is_exact(tmp_path):
     (tmp_path / "b" / "dit.safetensors").unlink()
     with pytest.raises(UserError, match="--resume"):
         train_dit(pairs, cfg, tmp_path / "b", progress=False)
-    with pytest.raises(UserError, match="different config"):
+    # a setting that cannot change mid-run: one line naming it, old → new
+    with pytest.raises(UserError, match="cannot change mid-run: lr: 0.001 → 1.0; resume without"):
         train_dit(pairs, dataclasses.replace(cfg, lr=1.0), tmp_path / "b", resume=True, progress=False)
-    resumed = train_dit(pairs, cfg, tmp_path / "b", resume=True, progress=False).state_dict()
+    resumed = train_dit(pairs, None, tmp_path / "b", resume=True, progress=False).state_dict()  # its own
     for key, value in ref.items():
         assert torch.equal(value, resumed[key]), key
     steps = [int(r.split(",")[0]) for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
     assert steps == [5, 10, 15, 20]  # the log keeps the rows before the kill, none twice
+    # a safe change (more steps) is applied, with a note, and the run continues from its last step
+    capsys.readouterr()
+    train_dit(pairs, dataclasses.replace(cfg, steps=30), tmp_path / "b", resume=True, progress=False)
+    assert "resume: applying steps 20 → 30" in capsys.readouterr().out
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [5, 10, 15, 20, 25, 30]
+    assert load_dit_run(tmp_path / "b").config.steps == 30
 
 
 def _ddp_worker(rank, world, port, out, cfg):
@@ -136,3 +146,27 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     for key, value in single.items():
         assert torch.allclose(value, ddp[key], atol=1e-5), key
     assert not torch.equal(single["latent_out.weight"], torch.zeros_like(single["latent_out.weight"]))
+
+
+def test_the_dit_samples_both_modes_of_a_bimodal_target(tmp_path):
+    """Two shapes share one condition (identical views) with opposite latents ±v. The best regressor of
+    the condition alone predicts their mean, 0; the diffusion model must instead sample ±v, both of them —
+    which needs x_t and t, not only the views."""
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(64, generator=g)
+    views = torch.randn(2, 1, 32, generator=g)  # condition A for shapes 0-1, condition B for shapes 2-3
+    features = torch.cat([views[:1], views[:1], views[1:], views[1:]]).repeat(1, 4, 1).half()
+    poses = torch.eye(4).repeat(4, 4, 1, 1)
+    poses[..., 2, 3] = 2.5
+    pairs = PairedViews(torch.stack([v, -v, v, -v]), features, poses, [0, 1, 2, 3])
+    model = train_dit(pairs, _cfg(300, ckpt_every=10**9, pose_dropout=0.0), tmp_path / "run", progress=False)
+    n = 64
+    denoise = model.denoiser(features[:1].float().expand(n, -1, -1), poses[:1].expand(n, -1, -1, -1))
+    x = GaussianDiffusion(500).ddim_sample(denoise, (n, 64), steps=20,
+                                           generator=torch.Generator().manual_seed(1))
+    z = model.unstandardise(x)
+    cos = torch.nn.functional.cosine_similarity(z, v[None], dim=-1)
+    assert (cos.abs() > 0.9).all(), cos  # every sample is one of the two latents, none their mean
+    assert ((z.norm(dim=1) / v.norm() - 1).abs() < 0.2).all()
+    assert 0.2 < (cos > 0).float().mean() < 0.8  # and both are sampled

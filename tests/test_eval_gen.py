@@ -8,7 +8,8 @@ import numpy as np
 from test_generate import tiny_runs  # noqa: F401  (the shared tiny store + decoder + DiT fixture)
 
 from img2sdf.cli.main import main
-from img2sdf.eval.diagnostics import collapse_stats, cosine_matrix, recall_stats, top_k
+from img2sdf.eval.diagnostics import collapse_stats, recall_stats
+from img2sdf.generate.neighbours import cosine_matrix, top_k
 
 
 def test_cosine_ranking_recall_and_collapse():
@@ -36,7 +37,8 @@ def test_cosine_ranking_recall_and_collapse():
 def test_eval_gen_photo_and_known_pose_protocols(tiny_runs, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "eval"
     rc = main(["eval-gen", "--model", str(tiny_runs["dit"]), "--out", str(out), "--resolution", "32",
-               "--points", "2000", "--steps", "10", "--reconstruct-steps", "60", "--no-progress"])
+               "--points", "2000", "--steps", "10", "--reconstruct-steps", "60", "--no-progress",
+               "--device", "cpu"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     metrics = json.loads((out / "metrics.json").read_text())

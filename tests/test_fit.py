@@ -54,11 +54,11 @@ def build_store(root: Path, shapes: list[tuple[str, str]], n_points: int = 20_00
 
 
 def tiny_config(**changes):
-    from img2sdf.train.fit import make_config
+    from img2sdf.runs.configs import make_config
 
     overrides = ["decoder.hidden=64", "decoder.layers=4", "decoder.skip_layer=2", "shapes_per_step=2",
                  "points_per_shape=1024", "epochs=100", "ckpt_every=25", "threads=1"]
-    return make_config("tiny", overrides + [f"{k}={v}" for k, v in changes.items()])
+    return make_config("fit", "tiny", overrides + [f"{k}={v}" for k, v in changes.items()])
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def fitted(tmp_path_factory):
 def test_fit_writes_run_folder_and_recalls_shapes(fitted):
     from img2sdf.eval.metrics import surface_metrics
     from img2sdf.generate.mesh import extract_mesh
-    from img2sdf.models.decoder import load_decoder_run
+    from img2sdf.runs import load_decoder_run
 
     run = fitted / "run"
     for name in ("config.json", "decoder.safetensors", "latents.safetensors", "log.csv", "loss.png"):
@@ -97,7 +97,8 @@ def test_fit_writes_run_folder_and_recalls_shapes(fitted):
 def _fit_cmd(data: Path, run: Path, *extra: str) -> list[str]:
     sets = ["decoder.hidden=64", "decoder.layers=4", "decoder.skip_layer=2", "shapes_per_step=2",
             "points_per_shape=512", "epochs=150", "ckpt_every=5", "threads=1"]
-    cmd = [sys.executable, "-m", "img2sdf.cli.main", "fit", str(data), "--out", str(run), "--preset", "tiny"]
+    cmd = [sys.executable, "-m", "img2sdf.cli.main", "fit", str(data), "--out", str(run), "--preset", "tiny",
+           "--device", "cpu"]
     return cmd + [a for s in sets for a in ("--set", s)] + list(extra)
 
 
@@ -112,7 +113,7 @@ def test_resume_after_kill_is_exact(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (tmp_path / "killed" / "decoder.safetensors").exists()
-    from img2sdf.models.decoder import load_decoder_run
+    from img2sdf.runs import load_decoder_run
 
     assert load_decoder_run(tmp_path / "killed").latents.shape == (2, 64)  # an unfinished run loads its ckpt
     subprocess.run(_fit_cmd(data, tmp_path / "killed", "--resume"), check=True, capture_output=True)
@@ -126,7 +127,8 @@ def test_resume_after_kill_is_exact(tmp_path):
 
 def test_fit_errors(tmp_path):
     from img2sdf.cli.main import main
-    from img2sdf.train.fit import fit, make_config
+    from img2sdf.runs.configs import make_config
+    from img2sdf.train.fit import fit
 
     with pytest.raises(UserError, match="no manifest.json"):
         fit(tmp_path / "missing", tmp_path / "run", tiny_config(), progress=False)
@@ -134,14 +136,14 @@ def test_fit_errors(tmp_path):
     with pytest.raises(UserError, match="no shapes with status ok in split 'train'"):
         fit(tmp_path / "data", tmp_path / "run", tiny_config(), progress=False)
     with pytest.raises(UserError, match="no field 'hiden'"):
-        make_config("tiny", ["decoder.hiden=3"])
+        make_config("fit", "tiny", ["decoder.hiden=3"])
     assert main(["fit", str(tmp_path / "data"), "--out", str(tmp_path / "r2"), "--resume"]) == 2
 
 
 def test_reconstruct_held_out_beats_mean_latent(fitted):
     from img2sdf.eval.decoder_eval import sdf_l1
     from img2sdf.generate.reconstruct import reconstruct_latent
-    from img2sdf.models.decoder import load_decoder_run
+    from img2sdf.runs import load_decoder_run
 
     run = load_decoder_run(fitted / "run")
     pts, sdf = ShapeStore(run.data_root).load_sdf(3)  # the held-out small sphere
@@ -161,18 +163,33 @@ def test_cli_mesh_reconstruct_eval(fitted, tmp_path):
 
     run = fitted / "run"
     box_glb = tmp_path / "box.glb"
-    assert main(["mesh", str(run), "--shape", "1", "-o", str(box_glb), "--resolution", "64"]) == 0
+    assert main(["mesh", str(run), "--shape", "1", "-o", str(box_glb), "--resolution", "64",
+                 "--device", "cpu"]) == 0
     box = trimesh.load(box_glb, force="mesh")
     assert np.allclose(box.bounds[1], (0.5, 0.35, 0.25), atol=0.03)
     assert main(["mesh", str(run), "--all", "--resolution", "64"]) == 0
     assert sorted(p.name for p in (run / "meshes").iterdir()) == [f"obj_000{i}.ply" for i in range(3)]
     npz = fitted / "data" / "shapes" / "obj_0003.npz"
-    assert main(["reconstruct", str(run), str(npz), "-o", str(tmp_path / "r.ply"), "--steps", "100",
-                 "--resolution", "64"]) == 0
+    assert main(["reconstruct", str(run), str(npz), "-o", str(tmp_path / "r.ply"), "--steps", "30",
+                 "--points", "2048", "--resolution", "64", "--latent-out", str(tmp_path / "z.npy"),
+                 "--device", "cpu"]) == 0
     assert trimesh.load(tmp_path / "r.ply").is_watertight
+    # the CLI fits the run's own objective (eq. 5 with fit's λ = 1e-5; it once hardcoded 1e-4)
+    from img2sdf.generate.reconstruct import load_target, reconstruct_latent
+    from img2sdf.runs import load_decoder_run
+
+    dec_run = load_decoder_run(run)
+    assert dec_run.reconstruct_settings() == {"clamp_delta": 0.1, "latent_reg": 1e-5, "init_std": 0.01}
+    points, sdf = load_target(npz)
+    z = reconstruct_latent(dec_run.decoder, points, sdf, steps=30, n_points=2048,
+                           **dec_run.reconstruct_settings())
+    assert np.array_equal(np.load(tmp_path / "z.npy"), z.numpy())
+    other = reconstruct_latent(dec_run.decoder, points, sdf, steps=30, n_points=2048,
+                               **{**dec_run.reconstruct_settings(), "latent_reg": 1e-4})
+    assert not np.allclose(other.numpy(), z.numpy(), atol=1e-5)
 
     assert main(["eval", str(run), "--points", "5000", "--reconstruct-steps", "100", "--resolution", "64",
-                 "--pictures", "2"]) == 0
+                 "--pictures", "2", "--device", "cpu"]) == 0
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["protocol"]["chamfer_l1"].startswith("0.5 * (mean")
     assert [s["n"] for s in metrics["splits"].values()] == [3, 1]
@@ -186,7 +203,7 @@ def test_cli_mesh_reconstruct_eval(fitted, tmp_path):
 
 
 def test_cuda_rng_states_restore_in_device_order():
-    from img2sdf.train.checkpoint import cuda_rng_keys
+    from img2sdf.runs.checkpoint import cuda_rng_keys
 
     keys = {f"rng.cuda.{i}": i for i in (10, 2, 0, 11, 1)} | {"rng.cpu": -1, "model.w": -2}
     assert cuda_rng_keys(keys) == ["rng.cuda.0", "rng.cuda.1", "rng.cuda.2", "rng.cuda.10", "rng.cuda.11"]

@@ -114,6 +114,7 @@ def test_anchor_started_mlps_are_more_alike_than_random_ones():
 
 def _args(data, out, *extra):
     return ["fit-mlps", str(data), "--out", str(out), "--preset", "tiny", "--no-progress", "--threads", "1",
+            "--device", "cpu",
             "--epochs", "10", "--set", "anchor_epochs=30", "--set", "chunk=2", "--set", "ckpt_every=5",
             "--set", "eval_points=2000", *extra]
 
@@ -150,10 +151,11 @@ def test_cli_writes_weights_anchor_and_losses(mlp_runs):
     assert np.median([s["loss"] for s in losses["per_shape"]]) == pytest.approx(losses["median"])
     # the fit moved each non-anchor shape's loss well below the anchor's loss on that shape
     from img2sdf.data.store import ShapeStore
+    from img2sdf.runs import Run
     from img2sdf.train.fit import load_samples
-    from img2sdf.train.fit_mlps import final_losses, load_config
+    from img2sdf.train.fit_mlps import final_losses
 
-    cfg, _ = load_config(run)
+    cfg = Run.open(run, "fit-mlps").config
     samples = load_samples(ShapeStore(mlp_runs / "data"), [1, 2, 3], progress=False)
     before = final_losses(anchor.expand(3, -1), samples, [1, 2, 3], cfg)
     after = [s["loss"] for s in losses["per_shape"][1:]]

@@ -43,8 +43,9 @@ def build_tiny_runs(root: Path) -> dict[str, Path]:
     from img2sdf.encoders import DEFAULT_ENCODER, get_encoder
     from img2sdf.encoders.cache import encode_store
     from img2sdf.models.dit import DIT_PRESETS
-    from img2sdf.train.fit import fit, make_config
-    from img2sdf.train.train_dit import TRAIN_PRESETS, load_training_pairs, train_dit
+    from img2sdf.runs.configs import TRAIN_PRESETS, make_config
+    from img2sdf.train.fit import fit
+    from img2sdf.train.train_dit import load_training_pairs, train_dit
 
     paths = {"data": root / "data", "decoder": root / "decoder", "dit": root / "dit"}
     if (paths["dit"] / "dit.safetensors").is_file():
@@ -64,13 +65,13 @@ def build_tiny_runs(root: Path) -> dict[str, Path]:
     encoder = get_encoder(DEFAULT_ENCODER)
     encode_store(store, encoder)
     encode_store(store, encoder, views="photo", pool=PhotoPoolConfig(jitter_copies=2, random_views=24))
-    fit_cfg = make_config("tiny", ["epochs=60", "threads=1", "points_per_shape=1024"])
+    fit_cfg = make_config("fit", "tiny", ["epochs=60", "threads=1", "points_per_shape=1024"])
     fit(store.root, paths["decoder"], fit_cfg, progress=False)
     pairs = load_training_pairs(store.root, paths["decoder"], DEFAULT_ENCODER, views="photo")
     cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=400, batch_size=16, ckpt_every=10**9,
                               model=dataclasses.replace(DIT_PRESETS["tiny"], d_model=64, heads=4))
     train_dit(pairs, cfg, paths["dit"], progress=False,
-              provenance={"data": str(store.root), "decoder_run": str(paths["decoder"]),
+              provenance={"data_root": str(store.root), "decoder_run": str(paths["decoder"]),
                           "encoder": DEFAULT_ENCODER, "views": "photo"})
     return paths
 
@@ -101,16 +102,35 @@ def test_generate_from_renders_with_known_poses_recalls_the_shape(tiny_runs, tmp
 
 
 def test_generate_from_a_photo_without_pose(tiny_runs, tmp_path, capsys):
-    """A user photo: opaque, on a white studio background, unknown pose → the null pose token path."""
+    """User photos: opaque, on a white studio background, unknown pose → the null pose token path. A photo of
+    a sphere and one of a held-out box give different meshes, each resembling what was photographed."""
     from img2sdf.encoders.cache import load_render_views
+    from img2sdf.eval.metrics import surface_metrics
 
-    views, _ = load_render_views(ShapeStore(tiny_runs["data"]), 7)
-    photo = np.where(views[2].sum(-1, keepdims=True) > 0, views[2], 255).astype(np.uint8)
-    Image.fromarray(photo).convert("RGB").resize((300, 300)).save(tmp_path / "photo.jpg")
-    rc = main(["generate", str(tmp_path / "photo.jpg"), "--model", str(tiny_runs["dit"]), "-o",
-               str(tmp_path / "photo.stl"), "--resolution", "32", "--steps", "10", "--seed", "3"])
-    assert rc == 0, capsys.readouterr()
-    assert len(trimesh.load(tmp_path / "photo.stl", force="mesh").faces) > 0
+    store = ShapeStore(tiny_runs["data"])
+    meshes = {}
+    for obj in (0, 7):  # a training sphere, the held-out box
+        views, _ = load_render_views(store, obj)
+        photo = np.where(views[2].sum(-1, keepdims=True) > 0, views[2], 255).astype(np.uint8)
+        Image.fromarray(photo).convert("RGB").resize((300, 300)).save(tmp_path / f"photo{obj}.jpg")
+        rc = main(["generate", str(tmp_path / f"photo{obj}.jpg"), "--model", str(tiny_runs["dit"]), "-o",
+                   str(tmp_path / f"photo{obj}.stl"), "--resolution", "32", "--steps", "10", "--seed", "3",
+                   "--device", "cpu"])
+        assert rc == 0, capsys.readouterr()
+        meshes[obj] = trimesh.load(tmp_path / f"photo{obj}.stl", force="mesh")
+        assert len(meshes[obj].faces) > 0
+
+    def chamfer(mesh, other):
+        return surface_metrics(mesh, other, n_points=5000)["chamfer_l1"]
+
+    assert chamfer(meshes[0], meshes[7]) > 0.1  # the same seed, different photos: different shapes
+    # the sphere photo's mesh is nearest to the store's spheres (a photo shows no size, so any of them)
+    to = {s.obj_idx: chamfer(meshes[0], store.load_mesh(s.obj_idx)) for s in store.load_manifest().shapes}
+    spheres = [i for i, (category, _, _) in enumerate(SHAPES) if category == "sphere"]
+    assert min(to[i] for i in spheres) < 0.5 * min(d for i, d in to.items() if i not in spheres), to
+    # the box photo's mesh fits the held-out box far better than the sphere photo's mesh does
+    box = store.load_mesh(7)
+    assert chamfer(meshes[7], box) < 0.5 * chamfer(meshes[0], box)
 
 
 def test_generate_rejects_bad_arguments(tiny_runs, tmp_path, capsys):

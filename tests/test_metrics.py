@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import trimesh
 
 from img2sdf.data import analytic
 from img2sdf.eval.metrics import METRIC_PROTOCOL, surface_metrics
@@ -38,6 +39,17 @@ def test_box_against_shifted_box():
     assert 0 < m["fscore_1pct"] < 1
 
 
-def test_protocol_is_complete():
-    for key in ("surface_points_per_mesh", "chamfer_l1", "chamfer_l2", "fscore_thresholds", "iou", "frame"):
-        assert key in METRIC_PROTOCOL
+def test_concentric_spheres_follow_the_stated_protocol():
+    """Spheres of radius 0.5 (pred) and 0.52 (gt) are 0.02 apart everywhere: Chamfer-L1 = 0.02 and
+    Chamfer-L2 = 0.02² as the protocol states (mean, and mean squared, distances), and the F-score switches
+    from 0 to 1 between its thresholds, 1 % (0.018) and 2 % (0.036) of the gt bounding-box diagonal."""
+    pred, gt = trimesh.creation.icosphere(6, 0.5), trimesh.creation.icosphere(6, 0.52)
+    m = surface_metrics(pred, gt, n_points=20_000)
+    assert m["chamfer_l1"] == pytest.approx(0.02, rel=0.02)
+    assert m["chamfer_l2"] == pytest.approx(0.02**2, rel=0.04)
+    assert m["fscore_1pct"] < 0.01 and m["fscore_2pct"] > 0.99
+    assert m["iou"] == pytest.approx((0.5 / 0.52) ** 3, abs=0.02)
+    assert m["normal_consistency"] > 0.99
+    # every reported score is one the protocol (written into each metrics.json) defines
+    reported = set(m) - set(METRIC_PROTOCOL["fscore_thresholds"])
+    assert reported <= set(METRIC_PROTOCOL) and set(METRIC_PROTOCOL["fscore_thresholds"]) <= set(m)

@@ -114,8 +114,16 @@ def test_bad_meshes_are_refused_with_a_reason(kind):
         make_watertight(mesh, cfg)
 
 
-def test_check_mesh_accepts_a_good_mesh():
-    check_mesh(analytic.box_mesh(0.3))
+def test_check_mesh_accepts_good_meshes_at_its_limits_and_leaves_them_unchanged():
+    thin = trimesh.creation.box(extents=(0.6, 0.6, 0.002))  # thin, but it encloses a volume
+    for mesh in (analytic.box_mesh(0.3), thin, analytic.sphere_mesh(0.5)):
+        before = mesh.vertices.copy(), mesh.faces.copy()
+        check_mesh(mesh, max_faces=len(mesh.faces))  # exactly at the face limit is allowed
+        assert np.array_equal(mesh.vertices, before[0]) and np.array_equal(mesh.faces, before[1])
+    with pytest.raises(ShapeError, match="planar"):  # the same box 10⁶ times thinner is a plane
+        check_mesh(trimesh.creation.box(extents=(0.6, 0.6, 2e-9)))
+    with pytest.raises(ShapeError, match="faces >"):
+        check_mesh(thin, max_faces=len(thin.faces) - 1)
 
 
 def _box(lo, hi):

@@ -7,6 +7,8 @@ cache; nothing is downloaded unless --fetch asks for it (as `img2sdf fetch` woul
 
 from __future__ import annotations
 
+from .options import add_device
+
 HELP = "encode rendered views into the per-view feature cache (DINOv2 or an offline encoder)"
 
 
@@ -31,13 +33,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--random-views", type=int, default=64,
                         help="photo pool: extra renders per shape from random new cameras")
     parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
-    parser.add_argument("--device", default="cpu", help="torch device for neural encoders (cpu, cuda, ...)")
+    add_device(parser, "a neural encoder")
 
 
 def run(args) -> int:
     import time
 
     from ..data.store import ShapeStore
+    from ..devices import choose_device
     from ..encoders import get_encoder
     from ..encoders.cache import encode_store
     from ..errors import UserError
@@ -58,7 +61,7 @@ def run(args) -> int:
     from ..data.photo import PhotoPoolConfig
 
     pool = PhotoPoolConfig(jitter_copies=args.jitter_copies, random_views=args.random_views)
-    encoder = get_encoder(args.encoder, weights=args.weights, device=args.device)
+    encoder = get_encoder(args.encoder, weights=args.weights, device=str(choose_device(0, args.device)))
     for views in ("renders", "photo") if args.views == "both" else (args.views,):
         start = time.perf_counter()
         name = encode_store(store, encoder, batch_size=args.batch_size, views=views, pool=pool)

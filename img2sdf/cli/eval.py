@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_device
+
 HELP = "evaluate a decoder run (Table 3 numbers, surface metrics, report)"
 
 
@@ -21,11 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pictures", type=int, default=12, help="thumbnails per split (worst first)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
+    add_device(parser, "the decoder")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import set_threads
     from ..eval.decoder_eval import EvalConfig, evaluate_run
-    from ..train.distributed import set_threads
 
     set_threads(args.threads)
 
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(splits=splits, resolution=args.resolution, n_points=args.points,
                      max_shapes=args.max_shapes, reconstruct_steps=args.reconstruct_steps,
                      pictures=args.pictures)
-    metrics = evaluate_run(args.run, cfg)
+    metrics = evaluate_run(args.run, cfg, device=args.device)
     for split, res in metrics["splits"].items():
         m = res["mean"]
         print(f"{split}: n={res['n']} SDF-L1 mean {res['sdf_l1_mean']:.5f} max {res['sdf_l1_max']:.5f} | "

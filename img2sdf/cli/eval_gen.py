@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .options import add_device
+
 HELP = "held-out evaluation of generation vs retrieval vs reconstruct (writes metrics.json + report)"
 
 
@@ -40,22 +42,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--recall-shapes", type=int, default=32,
                         help="training shapes of the recall diagnostic (0 = all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of view choice, noise and metric samples")
+    add_device(parser, "the encoder, DiT and decoder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def run(args) -> int:
-    import torch
-
-    from ..data.store import ShapeStore
+def eval_config(args):
+    """The :class:`~img2sdf.eval.generation_eval.EvalGenConfig` the flags describe."""
     from ..errors import UserError
-    from ..eval.generation_eval import (
-        PROTOCOLS,
-        EvalGenConfig,
-        evaluate_generation,
-        write_metrics,
-        write_report_html,
-    )
-    from ..generate.pipeline import ImageToShape
+    from ..eval.generation_eval import PROTOCOLS, EvalGenConfig
 
     try:
         views = tuple(int(v) for v in args.views.split(","))
@@ -72,13 +66,18 @@ def run(args) -> int:
                         max_shapes=args.max_shapes, resolution=args.resolution, n_points=args.points,
                         steps=args.steps, known_poses=not args.unknown_poses,
                         reconstruct_steps=args.reconstruct_steps, pictures=args.pictures, seed=args.seed)
+    return cfg
+
+
+def run(args) -> int:
+    import torch
+
+    from ..eval.generation_eval import run_eval_gen
+
+    cfg = eval_config(args)
     torch.set_num_threads(max(1, args.threads))
-    model = ImageToShape.load(args.model)
-    store = ShapeStore(args.data or model.dit.info["data"])
-    result = evaluate_generation(model, store, cfg, model.dit.info["encoder"], progress=not args.no_progress,
-                                 out_dir=args.out)
-    path = write_metrics(args.out, result)
-    report = write_report_html(args.out, model, store, result)
+    result, path, report = run_eval_gen(args.model, args.out, cfg, args.data, args.device,
+                                        progress=not args.no_progress)
     m = result["metrics"]
     print(f"eval-gen: {path}")
     print(f"  {'protocol':<10} {'split':<5} {'views':>5}  {'method':<12} {'chamfer_l1':>10} "

@@ -11,7 +11,7 @@ HELP = "download DINOv2 weights once, verified against the hub's SHA-256s (for e
 
 
 def add_arguments(parser) -> None:
-    from ..encoders.dinov2 import HUB_IDS
+    from ..encoders.weights import HUB_IDS
 
     parser.add_argument("model", choices=list(HUB_IDS), help="which DINOv2 (the paper uses dinov2-base)")
     parser.add_argument("--to", default=None, metavar="DIR",

@@ -10,28 +10,28 @@ array); the last shard to finish merges, or run ``img2sdf fit-mlps RUN --merge``
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from .options import add_device, add_trainer
 
 HELP = "fit one small MLP per training shape (Family A, §3.1): anchor, random or shared init"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="prepared data folder (from `img2sdf prepare`); with --merge: the run")
-    parser.add_argument("--out", help="run folder to create (or to continue with --resume)")
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "paper"],
-                        help="tiny: 32 shapes in minutes on a CPU; paper: 200 epochs of 200k samples, §3.1")
-    parser.add_argument("--init", default="anchor", choices=["anchor", "random", "same"],
+    parser.add_argument("--out", type=Path, help="run folder to create (or to continue with --resume)")
+    add_trainer(parser, ["tiny", "paper"],
+                "tiny: 32 shapes in minutes on a CPU; paper: 200 epochs of 200k samples, §3.1", amp=False)
+    parser.add_argument("--init", default=None, choices=["anchor", "random", "same"],
                         help="anchor: all start from an MLP fitted on obj_0000 (the paper); random: "
-                        "independent inits; same: one shared untrained random init")
+                        "independent inits; same: one shared untrained random init (default: anchor)")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs per shape")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set lr=1e-4 --set chunk=16")
     parser.add_argument("--shard", default="0/1", help="fit shard i of n (shapes with obj_idx %% n == i)")
-    parser.add_argument("--resume", action="store_true", help="continue RUN from its chunks and checkpoint")
     parser.add_argument("--merge", action="store_true",
                         help="only merge the finished shards of run PATH into weights.safetensors")
-    parser.add_argument("--device", help="torch device (default: a GPU if any, else cpu)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0 = the config's; 1 is faster on a busy shared machine)")
+    add_device(parser, "the MLPs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads, the same as --set threads=N (1 is faster on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data.prepare import parse_shard
     from ..errors import UserError
     from ..io import read_json
-    from ..train.fit_mlps import fit_mlps, make_config, merge
+    from ..train.fit_mlps import fit_mlps, merge
+    from .options import trainer_config
 
     if args.merge:
         path = merge(args.path)
@@ -47,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--out RUN is required (or pass --merge with PATH = the run)")
-    overrides = [f"init={args.init}"] + list(args.set) + ([f"epochs={args.epochs}"] if args.epochs else [])
-    config = None if args.resume else make_config(args.preset, overrides)
+    init = args.init or (None if args.resume else "anchor")
+    extra = ([f"init={init}"] if init else []) + ([f"epochs={args.epochs}"] if args.epochs else []) \
+        + ([f"threads={args.threads}"] if args.threads is not None else [])
+    config = trainer_config("fit-mlps", args, args.out, extra)
     out = fit_mlps(args.path, args.out, config, resume=args.resume, shard=parse_shard(args.shard),
-                   device=args.device, threads=args.threads, progress=not args.no_progress)
+                   device=args.device, progress=not args.no_progress)
     if (out / "losses.json").is_file() and (out / "weights.safetensors").is_file():
         losses = read_json(out / "losses.json")
         print(f"fit-mlps run: {out}: {losses['n_shapes']} MLPs, final loss median {losses['median']:.5f}, "

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .options import add_device
+
 HELP = "image(s) → mesh with a trained latent DiT (GLB/OBJ/PLY/STL by extension)"
 MESH_FORMATS = (".glb", ".obj", ".ply", ".stl")
 
@@ -42,6 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preview", type=Path, default=None, help="also write a PNG render of the result")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest for the tiny model on a busy shared CPU)")
+    add_device(parser, "the encoder, DiT and decoder")
 
 
 def load_poses(cameras_json: Path, images: list[Path]) -> np.ndarray:
@@ -87,7 +90,7 @@ def run(args) -> int:
         if not path.is_file():
             raise UserError(f"{path}: no such image")
     torch.set_num_threads(max(1, args.threads))
-    model = ImageToShape.load(args.model)
+    model = ImageToShape.load(args.model, device=args.device)
     if args.poses is None and model.dit.config.pose_dropout == 0:
         print("generate: note: this run never trained its unknown-pose token (pose_dropout = 0); "
               "pass --poses for renders with known cameras")

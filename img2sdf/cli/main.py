@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import UserError
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "device", None) is not None:  # a missing device fails before any work starts
+            from ..devices import choose_device
+
+            choose_device(int(os.environ.get("LOCAL_RANK", "0")), args.device)
         return int(args._run(args) or 0)
     except UserError as e:
         print(f"img2sdf {args.command}: error: {e}", file=sys.stderr)

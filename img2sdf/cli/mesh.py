@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_device
+
 HELP = "extract meshes from a fitted decoder run (marching cubes, coarse-to-fine)"
 
 
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="connected components to keep")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
+    add_device(parser, "the decoder or the MLPs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,29 +40,23 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..data.store import shape_name
+    from ..devices import choose_device, set_threads
     from ..errors import UserError
     from ..eval.decoder_eval import default_resolution
-    from ..generate.mesh import extract_mesh
+    from ..generate.mesh import mesh_sdf
     from ..io import write_mesh
-    from ..models.decoder import load_decoder_run
-    from ..train.distributed import set_threads
+    from ..runs.load import DecoderRun, MLPRun, load_run
 
     set_threads(args.threads)
-
-    if _is_mlp_run(Path(args.run)):
-        from ..train.fit_mlps import load_mlp_run
-
-        dec_run = load_mlp_run(args.run)
-
-        def shape_mesh(obj_idx: int):
-            return _mlp_mesh(dec_run.row(obj_idx), resolution, args.keep)
-    else:
-        dec_run = load_decoder_run(args.run)
-
-        def shape_mesh(obj_idx: int):
-            latent = dec_run.latents[dec_run.obj_idx.index(obj_idx)]
-            return extract_mesh(dec_run.decoder, latent, resolution=resolution, keep=args.keep)
+    if not (Path(args.run) / "config.json").is_file():
+        raise UserError(f"{args.run}: not a run folder (no config.json); make one with `img2sdf fit` or "
+                        f"`img2sdf fit-mlps`")
+    dec_run = load_run(args.run)
+    if not isinstance(dec_run, DecoderRun | MLPRun):
+        raise UserError(f"{args.run}: a DiT run has no shapes of its own; mesh its decoder run instead")
+    dec_run.to(choose_device(0, args.device))
     resolution = args.resolution or default_resolution(dec_run.config.preset)
+
     if args.shape is not None:
         if not args.output:
             raise UserError("--shape needs -o/--output FILE (e.g. -o out.glb)")
@@ -74,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     for obj_idx, path in tqdm(jobs, desc="mesh", disable=len(jobs) == 1):
         t = time.perf_counter()
         try:
-            mesh = shape_mesh(obj_idx)
+            mesh = mesh_sdf(dec_run.sdf_fn(obj_idx), resolution, keep=args.keep)
         except UserError as e:
             if len(jobs) == 1:
                 raise
@@ -88,22 +85,3 @@ def run(args: argparse.Namespace) -> int:
     if len(jobs) > 1:
         print(f"{len(jobs) - failed} meshes in {Path(args.run) / 'meshes'} ({failed} without a surface)")
     return 0
-
-
-def _is_mlp_run(run) -> bool:
-    from ..io import read_json
-    from ..train.fit_mlps import RUN_KIND
-
-    cfg = run / "config.json"
-    return cfg.is_file() and read_json(cfg).get("kind") == RUN_KIND
-
-
-def _mlp_mesh(weights, resolution: int, keep: str):
-    """One shape's own MLP (fit-mlps) through the same coarse-to-fine marching cubes."""
-    from ..generate.mesh import grid_to_mesh, sparse_grid
-    from ..models.mlp import mlp_sdf_fn
-
-    grid = sparse_grid(mlp_sdf_fn(weights), resolution)
-    mesh = grid_to_mesh(grid, keep)
-    mesh.metadata["sdf_evaluations"] = grid.evaluations
-    return mesh

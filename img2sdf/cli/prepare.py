@@ -48,7 +48,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..data.prepare import PrepareConfig, parse_shard, parse_stages, prepare
-    from ..data.sources import make_source
+    from ..data.sources import SourceConfig, make_source
     from ..data.watertight import WatertightConfig
     from ..errors import UserError
 
@@ -64,7 +64,11 @@ def run(args) -> int:
         shard=parse_shard(args.shard),
         retry_failed=args.retry_failed,
     )
-    manifest, mine = prepare(args.out, make_source(args), cfg)
+    source = SourceConfig(args.source, args.n, args.n_test, args.n_ood, args.seed, args.input,
+                          args.test_fraction, args.splits,
+                          tuple(c for c in (args.categories or "").split(",") if c), args.per_category,
+                          args.download_dir)
+    manifest, mine = prepare(args.out, make_source(source), cfg)
     n_ok = sum(s.status == "ok" for s in mine)
     n_failed = sum(s.status == "failed" for s in mine)
     n_pending = len(mine) - n_ok - n_failed

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_device
+
 HELP = "fit a latent for a new shape (decoder frozen) and mesh it"
 
 
@@ -22,25 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
+    add_device(parser, "the decoder")
 
 
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from ..devices import choose_device, set_threads
     from ..eval.decoder_eval import default_resolution, sdf_l1
     from ..generate.mesh import extract_mesh
     from ..generate.reconstruct import load_target, reconstruct_latent
     from ..io import write_mesh, write_npy
-    from ..models.decoder import load_decoder_run
-    from ..train.distributed import set_threads
+    from ..runs.load import load_decoder_run
 
     set_threads(args.threads)
 
-    dec_run = load_decoder_run(args.run)
+    dec_run = load_decoder_run(args.run).to(choose_device(0, args.device))
     points, sdf = load_target(args.target, seed=args.seed)
     t = time.perf_counter()
     z = reconstruct_latent(dec_run.decoder, points, sdf, steps=args.steps, n_points=args.points,
-                           clamp_delta=dec_run.config.clamp_delta, seed=args.seed, progress=True)
+                           seed=args.seed, progress=True, **dec_run.reconstruct_settings())
     t_fit = time.perf_counter() - t
     err = sdf_l1(dec_run.decoder, z, points[:32768], sdf[:32768], dec_run.config.clamp_delta)
     t = time.perf_counter()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .options import add_device
+
 HELP = "web demo: photos → mesh in the browser (FastAPI + uvicorn)"
 
 
@@ -25,6 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-results", type=int, default=32, help="results kept; older ones are deleted")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest for the tiny model on a busy shared CPU)")
+    add_device(parser, "the encoder, DiT and decoder")
 
 
 def run(args) -> int:
@@ -38,7 +41,7 @@ def run(args) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: use 1 to 65535")
     torch.set_num_threads(max(1, args.threads))
-    model = ImageToShape.load(args.model)
+    model = ImageToShape.load(args.model, device=args.device)
     # The encoder loads now, so a missing one is an error at start rather than on the first upload.
     print(f"serve: {args.model or 'the bundled model'} (encoder {model.encoder.name}, "
           f"{len(model.train_obj_idx)} training shapes)")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .options import add_device
+
 HELP = "data-scale study: the held-out evaluation at several training-set sizes"
 
 
@@ -17,18 +19,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sizes", default="20,100,400", help="comma-separated training-set sizes")
     parser.add_argument("--preset", default="tiny", help="preset for fit and train-dit")
     parser.add_argument("--encoder", default=None, help="encoder features to use (default as in train-dit)")
-    parser.add_argument("--fit-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to `fit` (repeatable, e.g. --fit-arg=--set=epochs=100)")
-    parser.add_argument("--dit-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to `train-dit` (repeatable)")
+    parser.add_argument("--fit-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a fit config field (repeatable, e.g. --fit-set epochs=100)")
+    parser.add_argument("--dit-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a train-dit config field (repeatable)")
     parser.add_argument("--eval-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to `eval-gen` (repeatable)")
+                        help="an `eval-gen` flag (repeatable, e.g. --eval-arg=--max-shapes=8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset choice")
+    add_device(parser, "every stage")
 
 
 def run(args) -> int:
+    import argparse
+
     from ..errors import UserError
     from ..eval.study import run_scaling
+    from ..runs.configs import make_config
+    from . import eval_gen
 
     try:
         sizes = sorted({int(s) for s in args.sizes.split(",") if s})
@@ -36,12 +43,24 @@ def run(args) -> int:
         raise UserError(f"--sizes {args.sizes!r}: give comma-separated integers such as 20,100,400") from e
     if not sizes or min(sizes) < 2:
         raise UserError(f"--sizes {args.sizes!r}: need at least one size ≥ 2")
-    summary = run_scaling(args.data, args.out, sizes, args.preset, args.encoder, args.fit_arg, args.dit_arg,
-                          args.eval_arg, args.seed)
+    eval_parser = argparse.ArgumentParser(prog="img2sdf study --eval-arg", exit_on_error=False)
+    eval_gen.add_arguments(eval_parser)
+    try:
+        eval_args, unknown = eval_parser.parse_known_args(["--model", ".", "--out", ".", *args.eval_arg])
+    except argparse.ArgumentError as e:
+        raise UserError(f"--eval-arg: {e}") from e
+    if unknown:
+        raise UserError(f"--eval-arg: `img2sdf eval-gen` has no option {' '.join(unknown)}")
+    fit_cfg = make_config("fit", args.preset, args.fit_set)
+    dit_cfg = make_config("train-dit", args.preset, args.dit_set)
+    summary = run_scaling(args.data, args.out, sizes, fit_cfg, dit_cfg, eval_gen.eval_config(eval_args),
+                          args.encoder, args.seed, args.device)
     print(f"study scaling: {args.out}/scaling.json, plot {args.out}/scaling.png")
+    protocol = summary["protocol"]
     for n, m in summary["sizes"].items():
-        for views, row in m.get("photo", m)["test"].items():
-            chamfer = {k: row[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")}
-            print(f"  n={int(n):>5} test {views} view(s), photo protocol, Chamfer-L1: "
-                  + "  ".join(f"{k} {v:.4f}" for k, v in chamfer.items()))
+        for split, by_views in m[protocol].items():
+            for views, row in by_views.items():
+                chamfer = {k: row[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")}
+                print(f"  n={int(n):>5} {split} {views} view(s), {protocol} protocol, Chamfer-L1: "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in chamfer.items()))
     return 0

@@ -1,13 +1,16 @@
 """Train the image-conditioned latent DiT (paper §6.1) on a prepared, encoded store and an auto-decoder run.
 
 Example: ``img2sdf train-dit DATA --decoder RUN --out DITRUN --preset tiny``. Multi-process:
-``torchrun --nproc_per_node 2 -m img2sdf.cli.main train-dit ...`` (DDP; global batch = batch × processes).
+``torchrun --nproc_per_node 2 -m img2sdf.cli.main train-dit ...`` (DDP; global batch = batch × processes,
+the LR is not scaled with it; a run resumes under the process count it was started with).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from .options import add_device, add_trainer
 
 HELP = "train the latent DiT: encoded views + poses → auto-decoder latents (paper §6)"
 
@@ -16,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("data", type=Path, help="prepared data folder (after `img2sdf encode`)")
     parser.add_argument("--decoder", type=Path, required=True, help="auto-decoder run folder (`img2sdf fit`)")
     parser.add_argument("--out", type=Path, required=True, help="DiT run folder to create (or resume)")
-    parser.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or paper (§6.1)")
+    add_trainer(parser, ["tiny", "paper"], "tiny (CPU, minutes) or paper (§6.1)")
     parser.add_argument("--encoder", default=None,
                         help="image-encoder features to train on (default: the offline default encoder, or "
                         "the only one encoded in DATA)")
@@ -29,61 +32,26 @@ def add_arguments(parser) -> None:
                         help="photo pool groups to train on (an ablation): framed renders, jittered "
                              "photo-style copies, random-camera photos")
     parser.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set lr=1e-4 --set model.layers=2 (repeatable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last checkpoint")
+    add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def resolve_encoder(data: Path, name: str | None) -> str:
-    """The encoder whose features to use: the one named, else the default, else the only one cached."""
-    from ..data.store import ShapeStore
-    from ..encoders import DEFAULT_ENCODER
-    from ..errors import UserError
-
-    store = ShapeStore(data)
-    if name:
-        return name
-    if store.features_path(DEFAULT_ENCODER).is_file():
-        return DEFAULT_ENCODER
-    cached = sorted(p.stem for p in (store.root / "features").glob("*.json") if "@" not in p.stem)
-    if len(cached) == 1:
-        return cached[0]
-    raise UserError(f"{data}/features: {'no' if not cached else 'several'} encoded feature sets "
-                    f"({', '.join(cached) or 'none'}); run `img2sdf encode {data}` or pass --encoder")
 
 
 def run(args) -> int:
     from ..train import distributed
-    from ..train.train_dit import load_training_pairs, resolve_config, train_dit
+    from ..train.train_dit import train_dit_on_store
+    from .options import trainer_config
 
-    overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
-    cfg = resolve_config(args.preset, overrides)
-    encoder = resolve_encoder(args.data, args.encoder)
-    views = args.views
-    if views == "auto":
-        from ..data.store import ShapeStore
-        from ..encoders.cache import feature_set
-
-        photo = ShapeStore(args.data).features_path(feature_set(encoder, "photo")).is_file()
-        views = "photo" if photo else "renders"
-        if not photo and int(os.environ.get("RANK", "0")) == 0:
-            print(f"train-dit: note: no photo pool for {encoder}; training on the renders as rendered, "
-                  f"which photos through load_view do not resemble (run `img2sdf encode {args.data} "
-                  f"--views photo`)")
+    steps = [f"steps={args.steps}"] if args.steps is not None else []
+    cfg = trainer_config("train-dit", args, args.out, steps)
     groups = tuple(g for g in args.pool.split(",") if g)
-    pairs = load_training_pairs(args.data, args.decoder, encoder, views, groups)
-    provenance = {"preset": args.preset, "data": str(args.data.resolve()),
-                  "decoder_run": str(args.decoder.resolve()), "encoder": encoder, "views": views,
-                  **({"pool_groups": list(groups)} if views == "photo" else {})}
     try:
-        train_dit(pairs, cfg, args.out, provenance=provenance, resume=args.resume,
-                  progress=not args.no_progress)
+        _, pairs = train_dit_on_store(args.data, args.decoder, args.out, cfg, args.encoder, args.views,
+                                      groups, resume=args.resume, progress=not args.no_progress,
+                                      device=args.device)
     finally:
         distributed.cleanup()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
-    print(f"train-dit: {len(pairs.obj_idx)} shapes, {cfg.steps} steps → {args.out}/dit.safetensors "
+    print(f"train-dit: {len(pairs.obj_idx)} shapes → {args.out}/dit.safetensors "
           f"(log {args.out}/log.csv, curve {args.out}/loss.png)")
     return 0

@@ -212,17 +212,36 @@ class ObjaverseLVISSource:
             ) from e
 
 
-def make_source(args) -> SyntheticSource | FolderSource | ObjaverseLVISSource:
-    """Build the source named by ``--source`` from the prepare command's arguments."""
-    splits = Path(args.splits) if args.splits else None
-    if args.source == "synthetic":
-        return SyntheticSource(args.n, args.n_test, args.n_ood, args.seed)
-    if args.source == "folder":
-        if not args.input:
+@dataclasses.dataclass
+class SourceConfig:
+    """Which shapes to prepare: ``source`` (synthetic, folder or objaverse-lvis) and its options."""
+
+    source: str = "synthetic"
+    n: int = 32  # synthetic: training shapes
+    n_test: int | None = None
+    n_ood: int | None = None
+    seed: int = 0
+    input: str | None = None  # folder: the mesh folder
+    test_fraction: float = 0.1  # folder / objaverse-lvis: share hashed into the test split
+    splits: str | None = None  # JSON {key or category: split}
+    categories: tuple[str, ...] = ()  # objaverse-lvis: () = all
+    per_category: int | None = None
+    download_dir: str | None = None
+
+
+def make_source(cfg: SourceConfig) -> SyntheticSource | FolderSource | ObjaverseLVISSource:
+    """Build the source ``cfg`` names."""
+    splits = Path(cfg.splits) if cfg.splits else None
+    if cfg.source == "synthetic":
+        return SyntheticSource(cfg.n, cfg.n_test, cfg.n_ood, cfg.seed)
+    if cfg.source == "folder":
+        if not cfg.input:
             raise UserError("--source folder needs --input DIR")
-        return FolderSource(Path(args.input), args.test_fraction, splits)
-    categories = [c for c in (args.categories or "").split(",") if c] or None
-    return ObjaverseLVISSource(categories, args.per_category, args.download_dir, args.test_fraction, splits)
+        return FolderSource(Path(cfg.input), cfg.test_fraction, splits)
+    if cfg.source != "objaverse-lvis":
+        raise UserError(f"source {cfg.source!r}: choose synthetic, folder or objaverse-lvis")
+    return ObjaverseLVISSource(list(cfg.categories) or None, cfg.per_category, cfg.download_dir,
+                               cfg.test_fraction, splits)
 
 
 def _hidden(rel: Path) -> bool:

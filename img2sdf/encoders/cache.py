@@ -39,6 +39,34 @@ def feature_set(encoder: str, views: str = "renders") -> str:
     return encoder if views == "renders" else f"{encoder}@{views}"
 
 
+def resolve_encoder(store: ShapeStore, name: str | None) -> str:
+    """The encoder whose features to use: the one named, else the default, else the only one cached."""
+    from . import DEFAULT_ENCODER
+
+    if name:
+        return name
+    if store.features_path(DEFAULT_ENCODER).is_file():
+        return DEFAULT_ENCODER
+    cached = sorted(p.stem for p in (store.root / "features").glob("*.json") if "@" not in p.stem)
+    if len(cached) == 1:
+        return cached[0]
+    raise UserError(f"{store.root}/features: {'no' if not cached else 'several'} encoded feature sets "
+                    f"({', '.join(cached) or 'none'}); run `img2sdf encode {store.root}` or pass --encoder")
+
+
+def resolve_views(store: ShapeStore, encoder: str, views: str = "auto") -> str:
+    """``auto`` → ``photo`` when the photo pool of ``encoder`` is encoded, else ``renders`` (with a note:
+    photos through load_view do not resemble renders as rendered)."""
+    if views != "auto":
+        return views
+    if store.features_path(feature_set(encoder, "photo")).is_file():
+        return "photo"
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"train-dit: note: no photo pool for {encoder}; training on the renders as rendered, which "
+              f"photos through load_view do not resemble (run `img2sdf encode {store.root} --views photo`)")
+    return "renders"
+
+
 def _partial(path: Path) -> Path:
     return path.with_name(path.name.replace(".", ".partial.", 1))
 

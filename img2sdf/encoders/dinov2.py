@@ -13,12 +13,8 @@ import numpy as np
 
 from ..errors import UserError
 from .base import ImageEncoder, register
+from .weights import HUB_IDS, RECORD, unverified_files
 
-HUB_IDS = {
-    "dinov2-small": "facebook/dinov2-small",
-    "dinov2-base": "facebook/dinov2-base",
-    "dinov2-large": "facebook/dinov2-large",
-}
 # The model's own preprocessing (facebook/dinov2-* preprocessor_config.json): bicubic resize of the short
 # side to 256, centre crop 224, ImageNet mean/std.
 RESIZE_SHORT = 256
@@ -32,8 +28,6 @@ def resolve_weights(name: str, weights: str | None) -> Path:
 
     A folder made by ``img2sdf fetch`` is checked against the SHA-256s it recorded before use.
     """
-    from .weights import RECORD, unverified_files
-
     hub_id = HUB_IDS[name]
     if weights is not None:
         path = Path(weights)

@@ -19,8 +19,12 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_json, write_json, write_text
-from .dinov2 import HUB_IDS
 
+HUB_IDS = {
+    "dinov2-small": "facebook/dinov2-small",
+    "dinov2-base": "facebook/dinov2-base",
+    "dinov2-large": "facebook/dinov2-large",
+}
 FILES = ("config.json", "model.safetensors")
 RECORD = "img2sdf-weights.json"
 

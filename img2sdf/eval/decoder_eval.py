@@ -57,22 +57,25 @@ def latent_pairwise_cosine(latents: torch.Tensor) -> float:
 
 def sdf_l1(decoder, latent: torch.Tensor, points: np.ndarray, sdf: np.ndarray, delta: float) -> float:
     """Clamped L1 of eq. (5) at the given samples."""
-    from ..generate.mesh import decoder_sdf_fn
+    from ..models.decoder import decoder_sdf_fn
 
     pred = decoder_sdf_fn(decoder, latent)(points)
     return float(np.abs(np.clip(pred, -delta, delta) - np.clip(sdf, -delta, delta)).mean())
 
 
-def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, progress: bool = True) -> dict:
-    """Evaluate ``run_dir`` on ``cfg.splits``; returns the dict also written to RUN/eval/metrics.json."""
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, progress: bool = True,
+                 device: str | None = None) -> dict:
+    """Evaluate ``run_dir`` on ``cfg.splits`` with the decoder on ``device``; returns the dict also written
+    to RUN/eval/metrics.json."""
     from tqdm import tqdm
 
+    from ..devices import choose_device
     from ..generate.mesh import extract_mesh
     from ..generate.reconstruct import reconstruct_latent
-    from ..models.decoder import load_decoder_run
+    from ..runs.load import load_decoder_run
 
     cfg = cfg or EvalConfig()
-    run = load_decoder_run(run_dir)
+    run = load_decoder_run(run_dir).to(choose_device(0, device))
     store = ShapeStore(run.data_root)
     manifest = store.load_manifest()
     resolution = cfg.resolution or default_resolution(run.config.preset)
@@ -97,7 +100,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, progress: b
                 z = run.latents[row_of[entry.obj_idx]]
             else:
                 z = reconstruct_latent(run.decoder, points, sdf, steps=cfg.reconstruct_steps,
-                                       n_points=cfg.reconstruct_points, clamp_delta=delta, seed=cfg.seed)
+                                       n_points=cfg.reconstruct_points, seed=cfg.seed,
+                                       **run.reconstruct_settings())
             times["reconstruct"] += time.perf_counter() - t
             row = {"obj_idx": entry.obj_idx, "uid": entry.uid, "category": entry.category,
                    "sdf_l1": sdf_l1(run.decoder, z, points[pick], sdf[pick], delta)}

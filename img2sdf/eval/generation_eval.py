@@ -42,8 +42,9 @@ import torch
 
 from ..data.store import shape_name
 from ..errors import UserError
+from ..generate.neighbours import top_k
 from ..io import write_json
-from .diagnostics import collapse_stats, recall_stats, top_k
+from .diagnostics import collapse_stats, recall_stats
 
 METHODS = ("generated", "guarded", "retrieval", "reconstruct", "sphere")
 REPORTED = ("chamfer_l1", "fscore_1pct", "iou")
@@ -357,7 +358,7 @@ def _evaluate_views(model, meshes: _Meshes, shapes, feats, poses, train_feats, m
             points, sdf = meshes.store.load_sdf(i)
             z = reconstruct_latent(model.decoder, torch.from_numpy(points), torch.from_numpy(sdf),
                                    steps=cfg.reconstruct_steps, n_points=cfg.reconstruct_points,
-                                   seed=cfg.seed, **model.reconstruct_settings())
+                                   seed=cfg.seed, **model.decoder_run.reconstruct_settings())
             return meshes.decode(z.detach().numpy())
 
         check = guard.check(latents[b])
@@ -435,6 +436,19 @@ def _recall(model, inputs: _Inputs, protocol: str, cfg: EvalGenConfig) -> dict:
         pose = pose if cfg.known_poses else None
     latents = model.sample_latents(feats, pose, seed=cfg.seed, steps=cfg.steps or None)
     return recall_stats(latents, model.train_latents, rows) | {"views": 1}
+
+
+def run_eval_gen(model_dir: str | Path, out: str | Path, cfg: EvalGenConfig, data: str | Path | None = None,
+                 device: str | None = None, progress: bool = True) -> tuple[dict, Path, Path]:
+    """Load a DiT run onto ``device``, evaluate it on ``data`` (default: the store it was trained on) and
+    write ``out/metrics.json`` and ``out/report.html``; returns (result, metrics path, report path)."""
+    from ..data.store import ShapeStore
+    from ..generate.pipeline import ImageToShape
+
+    model = ImageToShape.load(model_dir, device=device)
+    store = ShapeStore(data or model.dit.info["data_root"])
+    result = evaluate_generation(model, store, cfg, model.dit.info["encoder"], progress=progress, out_dir=out)
+    return result, write_metrics(out, result), write_report_html(out, model, store, result)
 
 
 def write_metrics(out_dir: str | Path, result: dict) -> Path:

@@ -52,35 +52,34 @@ def subset_store(source: ShapeStore, out: Path, n_train: int, seed: int = 0) -> 
     return store
 
 
-def run_scaling(data: Path, out: Path, sizes: list[int], preset: str = "tiny", encoder: str | None = None,
-                fit_args: list[str] | None = None, dit_args: list[str] | None = None,
-                eval_args: list[str] | None = None, seed: int = 0) -> dict:
-    """fit → train-dit → eval-gen per size (each stage resumes/reuses what a previous call finished)."""
-    from ..cli.main import main as cli
+def run_scaling(data: Path, out: Path, sizes: list[int], fit_config, dit_config, eval_config,
+                encoder: str | None = None, seed: int = 0, device: str | None = None) -> dict:
+    """fit → train-dit → eval-gen per size with the given configs (a :class:`~img2sdf.runs.configs.FitConfig`,
+    a :class:`~img2sdf.runs.configs.DiTTrainConfig`, an :class:`~img2sdf.eval.generation_eval.EvalGenConfig`);
+    a stage an earlier call finished is reused, one it left unfinished resumes under the resume rule."""
+    from ..train.fit import fit
+    from ..train.train_dit import train_dit_on_store
+    from .generation_eval import run_eval_gen
 
     source = ShapeStore(data)
-    summary = {"data": str(data.resolve()), "preset": preset, "sizes": {}}
+    # the first protocol asked for is the one summarised (photo unless only known_pose was evaluated)
+    summary = {"data": str(data.resolve()), "preset": fit_config.preset, "protocol": eval_config.protocols[0],
+               "sizes": {}}
     for n in sorted(sizes):
         root = out / f"n{n:05d}"
         store = subset_store(source, root / "data", n, seed)
-        stages = [  # (run folder, file that marks it finished, argv)
-            (root / "decoder", "latents.safetensors",
-             ["fit", str(store.root), "--out", str(root / "decoder"), "--preset", preset, *(fit_args or [])]),
-            (root / "dit", "dit.safetensors",
-             ["train-dit", str(store.root), "--decoder", str(root / "decoder"), "--out", str(root / "dit"),
-              "--preset", preset, *(["--encoder", encoder] if encoder else []), *(dit_args or [])]),
-            (root / "eval", "metrics.json",
-             ["eval-gen", "--model", str(root / "dit"), "--out", str(root / "eval"), *(eval_args or [])]),
-        ]
-        for run_dir, finished, argv in stages:
-            if (run_dir / finished).is_file():
-                continue
-            if argv[0] != "eval-gen" and (run_dir / "config.json").is_file():
-                argv = [*argv, "--resume"]  # an interrupted earlier call
-            print(f"study scaling: n={n}: img2sdf {' '.join(argv)}", flush=True)
-            if cli(argv) != 0:
-                raise UserError(f"`img2sdf {argv[0]}` failed for n={n} (see above); rerun to resume")
-        summary["sizes"][str(n)] = read_json(root / "eval" / "metrics.json")
+        decoder, dit, evaluation = root / "decoder", root / "dit", root / "eval"
+        if not (decoder / "latents.safetensors").is_file():
+            print(f"study scaling: n={n}: fit → {decoder}", flush=True)
+            fit(store.root, decoder, fit_config, resume=(decoder / "config.json").is_file(), device=device)
+        if not (dit / "dit.safetensors").is_file():
+            print(f"study scaling: n={n}: train-dit → {dit}", flush=True)
+            train_dit_on_store(store.root, decoder, dit, dit_config, encoder,
+                               resume=(dit / "config.json").is_file(), device=device)
+        if not (evaluation / "metrics.json").is_file():
+            print(f"study scaling: n={n}: eval-gen → {evaluation}", flush=True)
+            run_eval_gen(dit, evaluation, eval_config, device=device)
+        summary["sizes"][str(n)] = read_json(evaluation / "metrics.json")
     write_json(out / "scaling.json", summary)
     plot_scaling(summary, out / "scaling.png")
     return summary
@@ -96,8 +95,9 @@ def plot_scaling(summary: dict, path: Path) -> None:
     from ..io import atomic_path
 
     sizes = sorted(int(n) for n in summary["sizes"])
-    # the headline protocol of each eval (photo); older metrics.json files hold the splits at the top level
-    per_size = {n: m.get(m.get("protocol", {}).get("headline", ""), m) for n, m in summary["sizes"].items()}
+    # the summarised protocol of each eval; older metrics.json files hold the splits at the top level
+    protocol = summary.get("protocol", "photo")
+    per_size = {n: m.get(protocol, m) for n, m in summary["sizes"].items()}
     splits = [s for s in ("test", "ood") if s in per_size[str(sizes[0])]]
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4), squeeze=False)
     styles = {"generated": "-o", "retrieval": "--s", "reconstruct": ":^"}

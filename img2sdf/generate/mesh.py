@@ -22,6 +22,7 @@ import torch
 import trimesh
 
 from ..errors import UserError
+from ..models.decoder import decoder_sdf_fn
 
 SDFFunction = Callable[[np.ndarray], np.ndarray]  # points [N, 3] float32 → sdf [N]
 
@@ -118,22 +119,6 @@ def grid_to_mesh(grid: SDFGrid, keep: str = "largest") -> trimesh.Trimesh:
     return mesh
 
 
-def decoder_sdf_fn(decoder: torch.nn.Module, latent: torch.Tensor, chunk: int = 65536) -> SDFFunction:
-    """Wrap f_φ(z, ·) as a numpy SDF function, evaluated in chunks without gradients."""
-    device = next(decoder.parameters()).device
-    z = latent.detach().reshape(1, -1).to(device)
-
-    def fn(points: np.ndarray) -> np.ndarray:
-        out = np.empty(len(points), dtype=np.float32)
-        with torch.inference_mode():
-            for s in range(0, len(points), chunk):
-                p = torch.from_numpy(np.ascontiguousarray(points[s:s + chunk])).to(device)
-                out[s:s + len(p)] = decoder(z.expand(len(p), -1), p).float().cpu().numpy()
-        return out
-
-    return fn
-
-
 def extract_mesh(decoder: torch.nn.Module, latent: torch.Tensor, resolution: int = 128, bound: float = 1.0,
                  coarse: int | None = None, keep: str = "largest") -> trimesh.Trimesh:
     """Mesh the zero level set of f_φ(latent, ·) in [-bound, bound]³ at ``resolution`` cells per axis.
@@ -141,7 +126,14 @@ def extract_mesh(decoder: torch.nn.Module, latent: torch.Tensor, resolution: int
     ``mesh.metadata["sdf_evaluations"]`` records the decoder evaluations spent. Raises ``UserError`` when the
     field has no zero crossing (empty or all-inside).
     """
-    grid = sparse_grid(decoder_sdf_fn(decoder, latent), resolution, bound, coarse)
+    return mesh_sdf(decoder_sdf_fn(decoder, latent), resolution, bound, coarse, keep)
+
+
+def mesh_sdf(sdf_fn: SDFFunction, resolution: int = 128, bound: float = 1.0, coarse: int | None = None,
+             keep: str = "largest") -> trimesh.Trimesh:
+    """Mesh the zero level set of any SDF function (a decoder's shape, a per-shape MLP) like
+    :func:`extract_mesh`."""
+    grid = sparse_grid(sdf_fn, resolution, bound, coarse)
     mesh = grid_to_mesh(grid, keep)
     mesh.metadata["sdf_evaluations"] = grid.evaluations
     return mesh

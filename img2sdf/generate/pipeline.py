@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..eval.diagnostics import top_k
-from ..train.train_dit import DiTRun, load_dit_run
+from ..runs.load import DecoderRun, DiTRun, load_decoder_run, load_dit_run
+from .neighbours import top_k
 
 GUARDS = ("none", "project")
 
@@ -34,9 +34,11 @@ class ImageToShape:
     """A loaded DiT run with its decoder and training latents; the encoder is loaded on first use (the
     evaluation reads cached features and never needs it)."""
 
-    def __init__(self, dit: DiTRun, decoder_run, categories: dict[int, str], uids: dict[int, str],
-                 encoder=None):
-        self.dit = dit
+    def __init__(self, dit: DiTRun, decoder_run: DecoderRun, categories: dict[int, str], uids: dict[int, str],
+                 encoder=None, device: torch.device | None = None):
+        self.device = device or torch.device("cpu")
+        self.dit = dit.to(self.device)
+        decoder_run.to(self.device)
         self.decoder_run = decoder_run
         self.decoder = decoder_run.decoder
         self._encoder = encoder
@@ -56,13 +58,15 @@ class ImageToShape:
         return self._guard
 
     @classmethod
-    def load(cls, dit_dir: str | Path | None = None, encoder=None) -> ImageToShape:
+    def load(cls, dit_dir: str | Path | None = None, encoder=None, device: str | None = None) -> ImageToShape:
         """Load a DiT run, or a bundle (``generate.pretrained``; None = the one inside the package, its
-        hashes checked); ``encoder`` overrides the one it was trained with (tests pass a built one)."""
+        hashes checked), onto ``device`` (``--device``: auto, cpu, cuda[:N], mps); ``encoder`` overrides the
+        one it was trained with (tests pass a built one)."""
         from ..data.store import ShapeStore
-        from ..models.decoder import load_decoder_run
+        from ..devices import choose_device
         from .pretrained import bundle_shapes, default_model, is_bundle, verify_bundle
 
+        dev = choose_device(0, device)
         if dit_dir is None:
             dit_dir = default_model() / "dit"
         elif is_bundle(dit_dir):
@@ -70,7 +74,7 @@ class ImageToShape:
             dit_dir = Path(dit_dir) / "dit"
         dit_dir = Path(dit_dir)
         dit = load_dit_run(dit_dir)
-        for key in ("decoder_run", "data", "encoder"):
+        for key in ("decoder_run", "data_root", "encoder"):
             if key not in dit.info:
                 raise UserError(f"{dit_dir}/config.json: no {key!r}; not written by `img2sdf train-dit`")
         decoder_dir = Path(dit.info["decoder_run"])
@@ -86,18 +90,18 @@ class ImageToShape:
             categories = {i: s["category"] for i, s in bundled.items()}
             uids = {i: s["uid"] for i, s in bundled.items()}
         else:
-            store = ShapeStore(dit.info["data"])
-            shapes = store.load_manifest().shapes if dit.info["data"] and store.exists() else []
+            store = ShapeStore(dit.info["data_root"])
+            shapes = store.load_manifest().shapes if dit.info["data_root"] and store.exists() else []
             categories = {s.obj_idx: s.category for s in shapes}
             uids = {s.obj_idx: s.uid for s in shapes}
-        return cls(dit, decoder_run, categories, uids, encoder)
+        return cls(dit, decoder_run, categories, uids, encoder, dev)
 
     @property
     def encoder(self):
         if self._encoder is None:
             from ..encoders import get_encoder
 
-            self._encoder = get_encoder(self.dit.info["encoder"])
+            self._encoder = get_encoder(self.dit.info["encoder"], device=str(self.device))
         if self._encoder.dim != self.dit.config.model.feature_dim:
             raise UserError(f"encoder {self._encoder.name} gives {self._encoder.dim}-dim features; "
                             f"{self.dit.path} was trained on {self.dit.config.model.feature_dim}-dim ones "
@@ -113,20 +117,17 @@ class ImageToShape:
     def sample_latents(self, features, poses=None, view_mask=None, seed: int = 0, steps: int | None = None,
                        eta: float = 0.0, guidance: float = 0.0) -> np.ndarray:
         """DDIM (§6.1) for a batch: features [B, K, D], poses [B, K, 4, 4] or None (unknown) → [B, 64]."""
-        features = torch.as_tensor(np.asarray(features), dtype=torch.float32)
-        poses = None if poses is None else torch.as_tensor(np.asarray(poses), dtype=torch.float32)
+        features = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=self.device)
+        if poses is not None:
+            poses = torch.as_tensor(np.asarray(poses), dtype=torch.float32, device=self.device)
         if view_mask is not None:
-            view_mask = torch.as_tensor(np.asarray(view_mask), dtype=torch.bool)
+            view_mask = torch.as_tensor(np.asarray(view_mask), dtype=torch.bool, device=self.device)
         model = self.dit.model
         denoise = model.denoiser(features, poses, view_mask, guidance=guidance)
         x = self.dit.diffusion.ddim_sample(denoise, (features.shape[0], model.cfg.latent_dim),
                                            steps=steps or self.dit.config.sample_steps, eta=eta,
-                                           generator=torch.Generator().manual_seed(seed))
-        return model.unstandardise(x).numpy()
-
-    def reconstruct_settings(self) -> dict:
-        """Keyword arguments of ``reconstruct_latent`` that follow the decoder run's own objective (eq. 5)."""
-        return {"clamp_delta": float(self.decoder_run.config.clamp_delta)}
+                                           generator=torch.Generator().manual_seed(seed), device=self.device)
+        return model.unstandardise(x).cpu().numpy()
 
     def neighbours(self, latent: np.ndarray, k: int = 5) -> list[dict]:
         """The k training shapes whose latents are nearest by cosine (the §1.2 ii diagnostic)."""

@@ -70,29 +70,31 @@ def export_bundle(dit_dir: str | Path, out: str | Path, metrics: str | Path | No
                   provenance: dict | None = None) -> dict:
     """Copy DiT run ``dit_dir`` and the decoder run it names into bundle ``out``; returns the manifest."""
     from ..data.store import ShapeStore
+    from ..runs.run import Run
 
     dit_dir, out = Path(dit_dir), Path(out)
-    info = read_json(dit_dir / "config.json")
-    decoder_dir = Path(info["decoder_run"])
+    dit = Run.open(dit_dir, "train-dit")
+    decoder_dir = Path(dit.facts["decoder_run"])
     if not decoder_dir.is_absolute():
         decoder_dir = (dit_dir / decoder_dir).resolve()
     for f in (dit_dir / "dit.safetensors", decoder_dir / "decoder.safetensors",
               decoder_dir / "latents.safetensors"):
         if not f.is_file():
             raise UserError(f"{f}: missing; finish the run before exporting it")
+    decoder = Run.open(decoder_dir, "fit")
     if out.exists():
         shutil.rmtree(out)
     (out / "dit").mkdir(parents=True)
     (out / "decoder").mkdir()
     shutil.copyfile(dit_dir / "dit.safetensors", out / "dit" / "dit.safetensors")
-    write_json(out / "dit" / "config.json", {**info, "decoder_run": "../decoder", "data": ""})
     for name in ("decoder.safetensors", "latents.safetensors"):
         shutil.copyfile(decoder_dir / name, out / "decoder" / name)
-    write_json(out / "decoder" / "config.json", {**read_json(decoder_dir / "config.json"), "data_root": ""})
-    store = ShapeStore(info["data"])
-    wanted = {int(i) for i in info["obj_idx"]}
+    # the one run schema, pointing at nothing outside the bundle (no data store)
+    write_json(out / "dit" / "config.json", {**dit.to_json(), "data_root": "", "decoder_run": "../decoder"})
+    write_json(out / "decoder" / "config.json", {**decoder.to_json(), "data_root": ""})
+    wanted = set(dit.obj_idx)
     shapes = {str(s.obj_idx): {"uid": s.uid, "category": s.category}
-              for s in store.load_manifest().shapes if s.obj_idx in wanted}
+              for s in ShapeStore(dit.data_root).load_manifest().shapes if s.obj_idx in wanted}
     write_json(out / "shapes.json", shapes)
     if metrics:
         shutil.copyfile(metrics, out / "metrics.json")

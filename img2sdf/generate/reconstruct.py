@@ -17,10 +17,13 @@ from ..errors import UserError
 
 
 def reconstruct_latent(decoder: torch.nn.Module, points, sdf, steps: int = 600, lr: float = 5e-3,
-                       n_points: int = 8192, clamp_delta: float = 0.1, latent_reg: float = 1e-4,
+                       n_points: int = 8192, clamp_delta: float = 0.1, latent_reg: float = 1e-5,
                        init: torch.Tensor | None = None, init_std: float = 0.01, seed: int = 0,
                        progress: bool = False) -> torch.Tensor:
-    """Return the latent [D] that best explains ``sdf`` [N] at ``points`` [N, 3] under the frozen decoder."""
+    """Return the latent [D] that best explains ``sdf`` [N] at ``points`` [N, 3] under the frozen decoder.
+
+    ``clamp_delta``, ``latent_reg`` and ``init_std`` should be the decoder run's own (fit's defaults here):
+    pass ``**DecoderRun.reconstruct_settings()``."""
     from tqdm import tqdm
 
     device = next(decoder.parameters()).device

@@ -1,4 +1,4 @@
-"""The shared DeepSDF decoder f_φ(z, γ(p)) → s (paper §5.2) and loading a fitted auto-decoder run.
+"""The shared DeepSDF decoder f_φ(z, γ(p)) → s (paper §5.2).
 
 Input is concat(latent z ∈ ℝ⁶⁴, γ(p) ∈ ℝ³⁹) = 103 dims; ``layers`` hidden ReLU layers of width ``hidden``;
 the input vector is re-injected (DeepSDF skip) into hidden layer ``skip_layer``; one linear SDF output.
@@ -8,9 +8,10 @@ The ``paper`` preset (512 × 8, skip at layer 4) has 1,945,089 parameters — th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -98,51 +99,18 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@dataclass
-class DecoderRun:
-    """A fitted auto-decoder: decoder in eval mode, latents [N, D] (row i ↔ manifest ``obj_idx[i]``)."""
+def decoder_sdf_fn(decoder: torch.nn.Module, latent: torch.Tensor,
+                   chunk: int = 65536) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap f_φ(z, ·) as a numpy SDF function (points [N, 3] → sdf [N]), in chunks without gradients."""
+    device = next(decoder.parameters()).device
+    z = latent.detach().reshape(1, -1).to(device)
 
-    run_dir: Path
-    decoder: SDFDecoder
-    latents: torch.Tensor
-    obj_idx: list[int]
-    config: object  # img2sdf.train.fit.FitConfig
-    data_root: Path
+    def fn(points: np.ndarray) -> np.ndarray:
+        out = np.empty(len(points), dtype=np.float32)
+        with torch.inference_mode():
+            for s in range(0, len(points), chunk):
+                p = torch.from_numpy(np.ascontiguousarray(points[s:s + chunk])).to(device)
+                out[s:s + len(p)] = decoder(z.expand(len(p), -1), p).float().cpu().numpy()
+        return out
 
-
-def load_decoder_run(run_dir: str | Path) -> DecoderRun:
-    """Load ``RUN/decoder.safetensors`` + ``RUN/latents.safetensors`` (or the newest checkpoint of an
-    unfinished run) with the resolved ``RUN/config.json``."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from ..config import from_dict
-    from ..io import read_json
-    from ..train.checkpoint import load_checkpoint, model_state
-    from ..train.fit import FitConfig
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise UserError(f"{run_dir}: not a decoder run (no config.json); create one with `img2sdf fit DATA "
-                        f"--out {run_dir}`")
-    saved = read_json(cfg_path)
-    config = from_dict(FitConfig, saved["fit"])
-    decoder = SDFDecoder(config.decoder)
-    obj_idx = [int(i) for i in saved["obj_idx"]]
-    final_dec, final_lat = run_dir / "decoder.safetensors", run_dir / "latents.safetensors"
-    if final_dec.is_file() and final_lat.is_file():
-        decoder.load_state_dict(load_file(final_dec))
-        latents = load_file(final_lat)["latents"]
-        with safe_open(final_lat, "pt") as f:
-            obj_idx = [int(i) for i in f.metadata()["obj_idx"].split(",")]
-    else:
-        ckpt = load_checkpoint(run_dir)
-        if ckpt is None:
-            raise UserError(f"{run_dir}: no decoder.safetensors and no checkpoint; run or resume img2sdf fit")
-        state = model_state(ckpt, "model")
-        decoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("decoder.")})
-        latents = state["latents.weight"]
-    decoder.eval().requires_grad_(False)
-    return DecoderRun(run_dir=run_dir, decoder=decoder, latents=latents.float(), obj_idx=obj_idx,
-                      config=config, data_root=Path(saved["data_root"]))
+    return fn

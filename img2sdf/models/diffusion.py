@@ -31,10 +31,19 @@ class GaussianDiffusion:
     def __init__(self, timesteps: int = 500):
         self.timesteps = timesteps
         self.alphas_cumprod = cosine_alphas_cumprod(timesteps)
+        self._on_device: dict[torch.device, torch.Tensor] = {}
+
+    def schedule(self, device: torch.device) -> torch.Tensor:
+        """ᾱ on ``device``, copied there once (MPS has no float64: float32 there)."""
+        device = torch.device(device)
+        if device not in self._on_device:
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            self._on_device[device] = self.alphas_cumprod.to(device, dtype)
+        return self._on_device[device]
 
     def _abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """ᾱ_t gathered for a batch of timesteps, shaped to broadcast against ``like`` [B, ...]."""
-        abar = self.alphas_cumprod.to(like.device)[t].to(like.dtype)
+        abar = self.schedule(like.device)[t].to(like.dtype)
         return abar.view(-1, *([1] * (like.dim() - 1)))
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -73,14 +82,19 @@ class GaussianDiffusion:
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
     ) -> torch.Tensor:
         """DDIM (Song et al. 2021) from x_{T-1} ~ N(0, I) to x_0; η = 0 is deterministic given the noise.
+
+        The noise is drawn on the CPU from ``generator`` and moved to ``device`` (default: the noise's own or
+        the CPU), so a seed gives the same sample on every device; the step coefficients are host scalars.
 
         At each step ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t) and
         x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε̂ + σ z, σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev).
         The last step uses ᾱ_prev = 1, so the result is the model's final x̂_0.
         """
         x = torch.randn(shape, generator=generator) if noise is None else noise.clone()
+        x = x.to(device if device is not None else x.device)
         ts = self.ddim_timesteps(steps)
         abar_all = self.alphas_cumprod
         for i, t in enumerate(ts):

@@ -137,7 +137,8 @@ class ShapeMLP(nn.Module):
 
 
 def mlp_sdf_fn(flat: torch.Tensor, config: MLPConfig = PAPER_MLP, chunk: int = 65536):
-    """One shape's θ [D] as a numpy SDF function (points [N, 3] float32 → sdf [N]) for meshing."""
+    """One shape's θ [D] as a numpy SDF function (points [N, 3] float32 → sdf [N]) for meshing, evaluated
+    on the device θ lives on."""
     weights = flat.detach().float().reshape(1, -1)
 
     def fn(points: np.ndarray) -> np.ndarray:
@@ -145,7 +146,8 @@ def mlp_sdf_fn(flat: torch.Tensor, config: MLPConfig = PAPER_MLP, chunk: int = 6
         with torch.inference_mode():
             for s in range(0, len(points), chunk):
                 p = torch.from_numpy(np.ascontiguousarray(points[s:s + chunk], dtype=np.float32))
-                out[s:s + len(p)] = batched_forward(weights, p[None], config)[0].numpy()
+                pred = batched_forward(weights, p[None].to(weights.device), config)[0]
+                out[s:s + len(p)] = pred.cpu().numpy()
         return out
 
     return fn

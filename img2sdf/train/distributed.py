@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..devices import choose_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -28,45 +30,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def choose_device(local_rank: int = 0, device: str | None = None) -> torch.device:
-    """Resolve ``--device auto|cpu|cuda|cuda:N|mps`` for this process.
-
-    ``auto`` (or None) is this rank's GPU (``cuda:LOCAL_RANK``) when CUDA is available, else the CPU; a bare
-    ``cuda`` also takes the rank's GPU, so torchrun ranks never share one. Asking for a device this machine
-    lacks is a one-line :class:`UserError` naming what is missing."""
-    from ..errors import UserError
-
-    spec = (device or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda", local_rank % torch.cuda.device_count()) if torch.cuda.is_available() \
-            else torch.device("cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise UserError("--device mps: Apple's MPS backend is not available in this torch build/machine")
-        return torch.device("mps")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {spec}: no CUDA device here (torch {torch.__version__} "
-                            f"{'has no CUDA support' if torch.version.cuda is None else 'sees no GPU'}); "
-                            "use --device cpu, or install a CUDA build of torch on a GPU machine")
-        count = torch.cuda.device_count()
-        index = local_rank % count if spec == "cuda" else int(spec[5:]) if spec[5:].isdigit() else -1
-        if not 0 <= index < count:
-            raise UserError(f"--device {spec}: this machine has {count} CUDA device(s), "
-                            f"cuda:0 to cuda:{count - 1}")
-        return torch.device("cuda", index)
-    raise UserError(f"--device {device!r}: choose auto, cpu, cuda, cuda:N or mps")
-
-
-def set_threads(threads: int) -> None:
-    """Set torch's intra-op threads if ``threads`` > 0. On a loaded machine, fewer threads than cores avoid
-    OpenMP spin-waiting (measured here: a 2-thread fit ran 20x slower than a 1-thread one under load)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def init_distributed(device: str | None = None) -> DistInfo:

@@ -34,75 +34,28 @@ finishes, or :func:`merge`) writes weights.safetensors and losses.json once ever
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import apply_overrides, from_dict, preset, to_dict
 from ..data.store import ShapeStore, shape_name
+from ..devices import choose_device, set_threads
 from ..errors import UserError
-from ..io import atomic_path, read_json, write_bytes, write_json, write_text
-from ..models.mlp import PAPER_MLP, MLPConfig, StackedMLPs, batched_forward, init_weights
-from . import distributed
-from .checkpoint import load_checkpoint, restore, save_checkpoint
+from ..io import write_bytes, write_json
+from ..models.mlp import StackedMLPs, batched_forward, init_weights
+from ..runs.checkpoint import load_checkpoint, restore, save_checkpoint
+from ..runs.configs import FitMLPsConfig, make_config
+from ..runs.load import finished_rows, stack_rows
+from ..runs.run import Run, plot_loss, read_log, write_log
 from .fit import clamped_l1, load_samples, lr_scale, select_shapes
 
-RUN_KIND = "fit-mlps"
-INITS = ("anchor", "random", "same")
 LOG_FIELDS = ("job", "step", "epoch", "lr", "loss", "loss_max", "seconds")
-
-
-@dataclass
-class FitMLPsConfig:
-    preset: str = "paper"
-    mlp: MLPConfig = field(default_factory=lambda: PAPER_MLP)
-    init: str = "anchor"  # §3.1: every MLP starts from the anchor
-    epochs: int = 200  # §3.1: 200 epochs per shape
-    lr: float = 1e-4  # §3.1: learning rate 1e-4 ...
-    lr_final_scale: float = 0.0  # ... with cosine decay (to 0 at the last step)
-    # §3.1 gives no batch size; 8,192 points per shape per step is the paper's only stated point batch
-    # (§5.2): 25 steps per 200k-sample epoch, 5,000 steps per shape.
-    batch_points: int = 8192
-    points_per_epoch: int = 0  # 0 = every sample of the shape (§3.1: the shape's 200k samples)
-    anchor_shape: int = -1  # obj_idx of the anchor shape; -1 = the first training shape (obj_0000, §3.1)
-    anchor_epochs: int = 200  # the paper gives no anchor schedule; we use the per-shape one from scratch
-    anchor_lr: float = 1e-4
-    clamp_delta: float = 0.1  # δ of the clamped L1 (as in fit.py / eq. 5)
-    chunk: int = 32  # shapes fitted together in one batched step; a finished chunk is saved at once
-    split: str = "train"
-    max_shapes: int = 0  # 0 = every ok shape of the split
-    eval_points: int = 32768  # seeded samples per shape for the final loss
-    outlier_loss: float = 0.01  # §3.1: "11/976 outliers above 0.01"
-    seed: int = 0
-    ckpt_every: int = 500  # steps between checkpoints inside a chunk
-    log_every: int = 10
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
-
-
-FIT_MLPS_PRESETS: dict[str, FitMLPsConfig] = {
-    # CPU: 32 shapes in a few minutes. 100 epochs of 4,096 random samples in batches of 1,024 (400 steps);
-    # 10x the paper's LR, because 400 steps at 1e-4 leave the MLPs near the anchor (README, measured).
-    "tiny": FitMLPsConfig(preset="tiny", epochs=100, lr=1e-3, batch_points=1024, points_per_epoch=4096,
-                          anchor_epochs=300, anchor_lr=1e-3, chunk=32, ckpt_every=100),
-    "paper": FitMLPsConfig(),
-}
-
-
-def make_config(name: str, overrides: list[str] | None = None) -> FitMLPsConfig:
-    cfg = apply_overrides(preset(FIT_MLPS_PRESETS, name), overrides)
-    if cfg.init not in INITS:
-        raise UserError(f"init={cfg.init!r}: choose one of {', '.join(INITS)}")
-    if min(cfg.epochs, cfg.batch_points, cfg.chunk, cfg.anchor_epochs, cfg.eval_points) < 1:
-        raise UserError("epochs, batch_points, chunk, anchor_epochs and eval_points must all be >= 1")
-    return cfg
 
 
 def shape_seed(seed: int, obj_idx: int, tag: int) -> int:
@@ -211,7 +164,7 @@ def run_job(job: Job, samples: torch.Tensor, cfg: FitMLPsConfig, bar=None,
         if step % cfg.ckpt_every == 0 and step < total:
             save_checkpoint(job.work, job.step_base + step, {"job": model}, {"adam": opt},
                             meta={"job": job.name, "job_step": step})
-            write_log(job.work / "log.csv", rows)
+            write_log(job.work / "log.csv", rows, LOG_FIELDS)
     weights = model.weights.detach()
     return weights.cpu(), final_losses(weights, samples, job.obj_idx, cfg)
 
@@ -221,14 +174,15 @@ def run_job(job: Job, samples: torch.Tensor, cfg: FitMLPsConfig, bar=None,
 
 def fit_mlps(data_root: str | Path, out: str | Path, config: FitMLPsConfig | None = None,
              resume: bool = False, shard: tuple[int, int] = (0, 1), device: str | None = None,
-             threads: int = 0, progress: bool = True) -> Path:
+             progress: bool = True) -> Path:
     """Fit one MLP per ``config.split`` shape of ``data_root`` (this shard's share) into run ``out``;
-    merges the shards into weights.safetensors once all are done. ``threads`` > 0 overrides the config's."""
+    merges the shards into weights.safetensors once all are done."""
     out = Path(out)
-    config, obj_idx = _prepare_run(Path(data_root), out, config, resume, shard)
-    distributed.set_threads(threads or config.threads)
-    dev = distributed.choose_device(0, device)
-    store = ShapeStore(read_json(out / "config.json")["data_root"])
+    run = _start_run(Path(data_root), out, config, resume, shard)
+    config, obj_idx = run.config, run.obj_idx
+    set_threads(config.threads)
+    dev = choose_device(0, device)
+    store = ShapeStore(run.data_root)
     work = shard_dir(out, shard)
     if work.exists() and any(work.iterdir()) and not resume:
         raise UserError(f"{work} already holds this shard's work; pass --resume to continue it")
@@ -265,7 +219,7 @@ def fit_mlps(data_root: str | Path, out: str | Path, config: FitMLPsConfig | Non
         job = Job(f"chunk_{c:04d}", chunk, start, config.epochs, config.lr, work, step_base=c * per_chunk)
         weights, losses = run_job(job, samples, config, bar, rows)
         save_rows(path, weights, chunk, losses, seconds=time.perf_counter() - t)
-        write_log(work / "log.csv", rows)
+        write_log(work / "log.csv", rows, LOG_FIELDS)
     bar.close()
     if complete(out):
         merge(out)
@@ -289,44 +243,29 @@ def fit_anchor(out: Path, store: ShapeStore, cfg: FitMLPsConfig, obj_idx: list[i
             desc = f"anchor {shape_name(anchor)}"
             with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
                 weights, losses = run_job(job, samples, cfg, bar, rows)
-            write_log(job.work / "log.csv", rows)
+            write_log(job.work / "log.csv", rows, LOG_FIELDS)
             save_rows(path, weights, [anchor], losses)
     from safetensors.torch import load_file
 
     return load_file(path)["weights"][0]
 
 
-def _prepare_run(data_root: Path, out: Path, config: FitMLPsConfig | None, resume: bool,
-                 shard: tuple[int, int]) -> tuple[FitMLPsConfig, list[int]]:
-    cfg_path = out / "config.json"
+def _start_run(data_root: Path, out: Path, config: FitMLPsConfig | None, resume: bool,
+               shard: tuple[int, int]) -> Run:
     i, n = shard
     if not 0 <= i < n:
         raise UserError(f"--shard {i}/{n}: need 0 <= i < n")
-    if resume:
-        if not cfg_path.is_file():
-            raise UserError(f"--resume: {out} has no config.json; start the run without --resume")
-        return load_config(out)
-    config = config or make_config("paper")
-    obj_idx = select_shapes(data_root, config.split, config.max_shapes)
-    if config.init == "anchor" and config.anchor_shape >= 0 and config.anchor_shape not in obj_idx:
-        raise UserError(f"anchor_shape={config.anchor_shape} is not an ok {config.split!r} shape")
-    saved = {"kind": RUN_KIND, "fit_mlps": to_dict(config), "data_root": str(data_root.resolve()),
-             "obj_idx": obj_idx, "params_per_shape": config.mlp.n_params}
-    if cfg_path.is_file():
-        # shards of one run share its config.json; anything else must not overwrite a run
-        if n == 1 or json.dumps(read_json(cfg_path), sort_keys=True) != json.dumps(saved, sort_keys=True):
-            raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another "
-                            "--out")
-    else:
-        write_json(cfg_path, saved)
-    return config, obj_idx
-
-
-def load_config(run_dir: str | Path) -> tuple[FitMLPsConfig, list[int]]:
-    saved = read_json(Path(run_dir) / "config.json")
-    if saved.get("kind") != RUN_KIND:
-        raise UserError(f"{run_dir}: not a fit-mlps run (config.json kind {saved.get('kind')!r})")
-    return from_dict(FitMLPsConfig, saved["fit_mlps"]), [int(i) for i in saved["obj_idx"]]
+    # the shards of one run share its config.json: a later shard joins it under the resume rule
+    resume = resume or (n > 1 and (out / "config.json").is_file())
+    if not resume:
+        config = config or make_config("fit-mlps", "paper")
+    obj_idx = [] if resume else select_shapes(data_root, config.split, config.max_shapes)
+    run = Run.start(out, "fit-mlps", config, data_root, obj_idx, resume)
+    cfg = run.config
+    if cfg.init == "anchor" and cfg.anchor_shape >= 0 and cfg.anchor_shape not in run.obj_idx:
+        raise UserError(f"anchor_shape={cfg.anchor_shape} is not an ok {cfg.split!r} shape")
+    run.save()
+    return run
 
 
 def shard_dir(out: Path, shard: tuple[int, int]) -> Path:
@@ -358,46 +297,21 @@ def save_rows(path: Path, weights: torch.Tensor, obj_idx: list[int], losses: lis
     write_bytes(path, save({"weights": weights.float().contiguous()}, metadata=meta))
 
 
-def _finished_rows(out: Path) -> dict[int, tuple[Path, int, float]]:
-    """obj_idx → (chunk file, row, final loss) over every shard folder of the run."""
-    from safetensors import safe_open
-
-    found = {}
-    for path in sorted((out / "shards").glob("*/chunk_*.safetensors")):
-        with safe_open(path, "pt") as f:
-            meta = f.metadata()
-        for row, (i, loss) in enumerate(zip(meta["obj_idx"].split(","), json.loads(meta["final_loss"]),
-                                            strict=True)):
-            found[int(i)] = (path, row, float(loss))
-    return found
-
-
 def complete(out: Path) -> bool:
-    _, obj_idx = load_config(out)
-    return set(obj_idx) <= set(_finished_rows(out))
+    return set(Run.open(out, "fit-mlps").obj_idx) <= set(finished_rows(out))
 
 
 def merge(out: str | Path) -> Path:
     """Write RUN/weights.safetensors [N, D] (rows in config.json's obj_idx order), losses.json, log.csv and
     loss.png from the finished chunks of every shard."""
-    from safetensors.torch import load_file, save
+    from safetensors.torch import save
 
     out = Path(out)
-    cfg, obj_idx = load_config(out)
-    found = _finished_rows(out)
-    missing = [i for i in obj_idx if i not in found]
-    if missing:
-        raise UserError(f"{out}: {len(missing)} of {len(obj_idx)} shapes are not fitted yet (e.g. "
-                        f"{shape_name(missing[0])}); run the missing --shard i/n jobs (or --resume) first")
+    run = Run.open(out, "fit-mlps")
+    cfg, obj_idx = run.config, run.obj_idx
     with _locked(out / ".merge.lock"):
-        cache: dict[Path, torch.Tensor] = {}
-        rows = []
-        for i in obj_idx:
-            path, row, _ = found[i]
-            if path not in cache:
-                cache[path] = load_file(path)["weights"]
-            rows.append(cache[path][row])
-        weights = torch.stack(rows).contiguous()
+        weights = stack_rows(out, obj_idx)
+        found = finished_rows(out)
         write_bytes(out / "weights.safetensors",
                     save({"weights": weights}, metadata={"obj_idx": ",".join(map(str, obj_idx))}))
         write_json(out / "losses.json", loss_summary(out, cfg, obj_idx, [found[i][2] for i in obj_idx]))
@@ -405,14 +319,17 @@ def merge(out: str | Path) -> Path:
         for log in sorted((out / "shards").glob("*/log.csv")):
             logs += [{"shard": log.parent.name, **r} for r in read_log(log)]
         write_log(out / "log.csv", logs, ("shard",) + LOG_FIELDS)
-        plot_losses(logs, out / "loss.png")
+        for r in logs:
+            r["curve"] = f"{r['shard']}/{r['job']}"
+        plot_loss(out / "loss.png", logs, {"loss": "mean over a chunk"}, x="epoch", group="curve",
+                  ylabel="clamped L1 (mean over a chunk)")
     return out / "weights.safetensors"
 
 
 def loss_summary(out: Path, cfg: FitMLPsConfig, obj_idx: list[int], losses: list[float]) -> dict:
     categories = {}
     with contextlib.suppress(UserError, OSError):
-        store = ShapeStore(read_json(out / "config.json")["data_root"])
+        store = ShapeStore(Run.open(out, "fit-mlps").data_root)
         categories = {s.obj_idx: s.category for s in store.load_manifest().shapes}
     arr = np.asarray(losses)
     per_shape = [{"obj_idx": i, "name": shape_name(i), "category": categories.get(i, ""), "loss": loss}
@@ -433,78 +350,3 @@ def loss_summary(out: Path, cfg: FitMLPsConfig, obj_idx: list[int], losses: list
         "outlier_threshold": cfg.outlier_loss, "n_outliers": len(outliers), "outliers": outliers,
         "anchor": anchor, "per_shape": per_shape,
     }
-
-
-def read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_log(path: Path, rows: list[dict], fields: tuple[str, ...] = LOG_FIELDS) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
-
-
-def plot_losses(rows: list[dict], path: Path) -> None:
-    """One curve per job (the anchor and every chunk of every shard): mean loss of the job's shapes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    jobs: dict[str, list[dict]] = {}
-    for r in rows:
-        jobs.setdefault(f"{r['shard']}/{r['job']}", []).append(r)
-    if not jobs:
-        return
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    for rs in jobs.values():
-        ax.semilogy([float(r["epoch"]) for r in rs], [float(r["loss"]) for r in rs], lw=0.8, alpha=0.7)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("clamped L1 (mean over a chunk)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
-# ------------------------------------------------------------------------------------------------ loading
-
-
-@dataclass
-class MLPRun:
-    """A finished fit-mlps run: weights [N, D] (row i ↔ ``obj_idx[i]``), config, data root."""
-
-    run_dir: Path
-    weights: torch.Tensor
-    obj_idx: list[int]
-    config: FitMLPsConfig
-    data_root: Path
-
-    def row(self, obj_idx: int) -> torch.Tensor:
-        if obj_idx not in self.obj_idx:
-            raise UserError(f"shape {obj_idx}: not a fitted shape of {self.run_dir} (obj_idx "
-                            f"{min(self.obj_idx)}..{max(self.obj_idx)}, {len(self.obj_idx)} shapes)")
-        return self.weights[self.obj_idx.index(obj_idx)]
-
-
-def load_mlp_run(run_dir: str | Path) -> MLPRun:
-    """Load RUN/weights.safetensors (merging finished shards first if needed)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    run_dir = Path(run_dir)
-    config, obj_idx = load_config(run_dir)
-    path = run_dir / "weights.safetensors"
-    if not path.is_file():
-        merge(run_dir)
-    with safe_open(path, "pt") as f:
-        obj_idx = [int(i) for i in f.metadata()["obj_idx"].split(",")]
-    return MLPRun(run_dir=run_dir, weights=load_file(path)["weights"], obj_idx=obj_idx, config=config,
-                  data_root=Path(read_json(run_dir / "config.json")["data_root"]))

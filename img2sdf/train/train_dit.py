@@ -8,52 +8,25 @@ Every batch item sees K ~ U{min_views..max_views} of its shape's cached views (k
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import from_dict, preset, to_dict
+from ..devices import autocast, grad_scaler, set_threads, to_device
 from ..errors import UserError
-from ..io import read_json, write_bytes, write_json, write_text
+from ..io import write_bytes
 from ..models.diffusion import GaussianDiffusion
-from ..models.dit import DIT_PRESETS, DiTConfig, LatentDiT
-from .checkpoint import load_checkpoint, restore, save_checkpoint
+from ..models.dit import LatentDiT
+from ..runs.checkpoint import load_checkpoint, restore, save_checkpoint
+from ..runs.configs import DiTTrainConfig
+from ..runs.run import Run, plot_loss, write_log
 
-
-@dataclass
-class DiTTrainConfig:
-    model: DiTConfig = field(default_factory=DiTConfig)
-    steps: int = 15_000  # §6.1
-    batch_size: int = 32  # §6.1
-    lr: float = 3e-4  # §6.1, cosine decay
-    warmup_steps: int = 200
-    grad_clip: float = 1.0
-    timesteps: int = 500  # cosine T = 500 (§3.2, §6.1)
-    sample_steps: int = 50  # DDIM steps used by generate / eval
-    min_views: int = 1  # K ∈ [1, 8] (§3.2)
-    max_views: int = 8
-    pose_dropout: float = 0.0  # §6.1 disables it; > 0 trains the null "unknown pose" token for photos
-    cfg_dropout: float = 0.0  # §6.1 disables it; > 0 enables classifier-free guidance at sampling
-    seed: int = 0
-    log_every: int = 25
-    ckpt_every: int = 500
-    # torch intra-op threads per process; 0 = torch's default. The tiny model is too small to gain from
-    # more: on this shared 2-core CPU 50 steps took 3.2 s with 1 thread and 58 s with 2 (oversubscribed).
-    threads: int = 0
-
-
-TRAIN_PRESETS = {
-    # pose_dropout 0.5: photos come without a pose, so the null pose token must be trained as much as poses
-    "tiny": DiTTrainConfig(model=DIT_PRESETS["tiny"], steps=3000, batch_size=32, lr=1e-3, warmup_steps=100,
-                           pose_dropout=0.5, ckpt_every=500, threads=1),
-    "paper": DiTTrainConfig(model=DIT_PRESETS["paper"]),
-}
+LOG_FIELDS = ("step", "loss", "loss_ema", "lr", "seconds")
 
 
 @dataclass
@@ -76,6 +49,11 @@ class PairedViews:
         poses = self.poses[rows[:, None], views].float()
         mask = torch.arange(k)[None] < counts[:, None]
         return rows, feats, poses, mask
+
+    def to(self, device: torch.device) -> PairedViews:
+        """Resident on ``device``: a batch is gathered there, with no per-step host → device copy of data."""
+        return dataclasses.replace(self, latents=self.latents.to(device), features=self.features.to(device),
+                                   poses=self.poses.to(device))
 
 
 def lr_at(cfg: DiTTrainConfig, step: int) -> float:
@@ -101,7 +79,7 @@ def dit_loss(model, diffusion: GaussianDiffusion, pairs: PairedViews, cfg: DiTTr
     noise = torch.randn(mask.shape[0], pairs.latents.shape[1], generator=gen)
     mine = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
     feats, poses, mask, pose_known, drop, t, noise = (
-        x[mine].to(device) for x in (feats, poses, mask, pose_known, drop, t, noise))
+        to_device(x[mine], device) for x in (feats, poses, mask, pose_known, drop, t, noise))
     x0 = net.standardise(pairs.latents[rows[mine]].to(device))
     return diffusion.training_loss(lambda x, tt: model(x, tt, feats, poses, mask, pose_known, drop), x0,
                                    t=t, noise=noise)
@@ -109,14 +87,17 @@ def dit_loss(model, diffusion: GaussianDiffusion, pairs: PairedViews, cfg: DiTTr
 
 def train_dit(
     pairs: PairedViews,
-    cfg: DiTTrainConfig,
+    cfg: DiTTrainConfig | None,
     out: str | Path,
     provenance: dict | None = None,
     resume: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> LatentDiT:
-    """Train (or resume) a DiT run in ``out``; returns the trained model (eval mode).
+    """Train (or resume) a DiT run in ``out``; returns the trained model (eval mode, on the CPU).
 
+    ``provenance``: ``data_root`` and the facts ``generate`` needs (decoder run, encoder, views). With
+    ``resume``, ``cfg`` None continues with the run's own settings; a given one is held to the resume rule.
     Under ``torchrun`` ``batch_size`` is per process: the global batch is ``batch_size × world_size``, each
     rank computes its slice and DDP averages the gradients.
     """
@@ -124,29 +105,34 @@ def train_dit(
 
     from . import distributed
 
-    out = Path(out)
-    dist_info = distributed.init_distributed()
-    rank, world, is_main = dist_info.rank, dist_info.world_size, dist_info.is_main
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, feature_dim=pairs.features.shape[-1]))
-    config = {"train": to_dict(cfg), "n_shapes": len(pairs.obj_idx), "obj_idx": list(pairs.obj_idx),
-              **(provenance or {})}
-    if (out / "config.json").is_file() and not resume:
-        raise UserError(f"{out}: already holds a DiT run; pass --resume to continue it or choose a new --out")
-    if resume and (out / "config.json").is_file():
-        saved = read_json(out / "config.json")
-        if saved.get("train") != config["train"]:
-            raise UserError(f"{out}/config.json: the run was started with a different config; "
-                            "resume with the same preset/overrides or choose a new --out")
+    dist_info = distributed.init_distributed(device)
+    world, is_main, dev = dist_info.world_size, dist_info.is_main, dist_info.device
+    facts = dict(provenance or {})
+    data_root = facts.pop("data_root", ".")
+    if cfg is not None:
+        model_cfg = dataclasses.replace(cfg.model, feature_dim=pairs.features.shape[-1])
+        cfg = dataclasses.replace(cfg, model=model_cfg)
+    run = Run.start(out, "train-dit", cfg, data_root, list(pairs.obj_idx), resume,
+                    {**facts, "world_size": world}, announce=is_main)
+    if resume and run.obj_idx != list(pairs.obj_idx):
+        raise UserError(f"--resume {out}: the decoder run's shapes are not the ones this run trains on")
+    cfg = run.config
+    if is_main and world > 1:
+        print(f"train-dit: global batch {cfg.batch_size} x {world} processes = {cfg.batch_size * world}; the "
+              f"LR is not scaled with it (lr={cfg.lr}; set --set lr=... to scale it)")
     distributed.barrier()  # every rank has checked before rank 0 writes
     if is_main:
-        write_json(out / "config.json", config)
+        run.save()
+    out = run.path
 
-    distributed.set_threads(cfg.threads)
+    set_threads(cfg.threads, world)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = LatentDiT(cfg.model)
     model.set_statistics(pairs.latents, pairs.features.reshape(-1, pairs.features.shape[-1]).float())
-    model.to(dist_info.device)
+    model.to(dev)
+    pairs = pairs.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    scaler = grad_scaler(dev, cfg.amp)
     gen = torch.Generator().manual_seed(cfg.seed)  # the same on every rank (see dit_loss)
     diffusion = GaussianDiffusion(cfg.timesteps)
     step, ema = 0, None
@@ -154,114 +140,60 @@ def train_dit(
     if ckpt is not None:
         meta = restore(ckpt, {"dit": model}, {"adamw": opt}, {"data": gen})
         step, ema = ckpt.step, meta.get("loss_ema")
-    log_rows = _read_log(out / "log.csv", step) if is_main else []
+        if meta.get("grad_scaler"):
+            scaler.load_state_dict(meta["grad_scaler"])
+    log_rows = run.read_log(step) if is_main else []
     ddp_model = distributed.wrap_ddp(model, dist_info)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train-dit", disable=not (progress and is_main),
                dynamic_ncols=True)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - (float(log_rows[-1]["seconds"]) if log_rows else 0.0)
+    # the EMA is linear in the losses, so each rank keeps its own on the device and their mean is the EMA
+    # of the mean loss: no host sync (.item()) per step, one all-reduce per log row
+    ema_t = torch.tensor(ema if ema is not None else float("nan"), device=dev)
+    window, since = torch.zeros((), device=dev), 0
     model.train()
     while step < cfg.steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
-        loss = dit_loss(ddp_model, diffusion, pairs, cfg, gen, rank, world)
+        with autocast(dev, cfg.amp):
+            loss = dit_loss(ddp_model, diffusion, pairs, cfg, gen, dist_info.rank, world).float()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         step += 1
-        value = distributed.all_reduce_mean(loss).item()
-        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        value = loss.detach()
+        ema_t = torch.where(ema_t.isnan(), value, 0.98 * ema_t + 0.02 * value)
+        window += value
+        since += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            bar.set_postfix(loss=f"{value:.4f}", ema=f"{ema:.4f}")
+            mean, ema = distributed.all_reduce_mean(torch.stack([window / since, ema_t])).tolist()
+            window.zero_()
+            since = 0
+            bar.set_postfix(loss=f"{mean:.4f}", ema=f"{ema:.4f}")
             if is_main:
-                log_rows.append({"step": step, "loss": value, "loss_ema": ema, "lr": lr_at(cfg, step - 1),
-                                 "seconds": round(time.perf_counter() - t0, 3)})
-                _write_log(out / "log.csv", log_rows)
-        if is_main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
-            save_checkpoint(out, step, {"dit": model}, {"adamw": opt}, {"data": gen}, meta={"loss_ema": ema})
+                log_rows.append({"step": step, "loss": mean, "loss_ema": ema, "lr": lr_at(cfg, step - 1),
+                                 "seconds": time.perf_counter() - t0})
+                write_log(out / "log.csv", log_rows, LOG_FIELDS)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            ema = distributed.all_reduce_mean(ema_t).item()
+            if is_main:
+                save_checkpoint(out, step, {"dit": model}, {"adamw": opt}, {"data": gen},
+                                meta={"loss_ema": ema, "grad_scaler": scaler.state_dict()})
     bar.close()
     if is_main:
         from safetensors.torch import save
 
         state = {k: v.cpu().contiguous() for k, v in model.state_dict().items()}
         write_bytes(out / "dit.safetensors", save(state))
-        _plot_loss(out / "loss.png", log_rows)
+        plot_loss(out / "loss.png", log_rows, {"loss": "loss", "loss_ema": "EMA"},
+                  ylabel="x0 MSE (standardised)", title="latent DiT training loss (eq. 4)")
     distributed.barrier()
     return model.cpu().eval()
-
-
-def _read_log(path: Path, upto: int) -> list[dict]:
-    """Rows of an earlier (interrupted) run up to the resumed step; later rows belong to lost work."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if float(r["step"]) <= upto]
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    lines = ["step,loss,loss_ema,lr,seconds"]
-    lines += [f"{int(r['step'])},{r['loss']:.6g},{r['loss_ema']:.6g},{r['lr']:.6g},{r['seconds']:.3f}"
-              for r in rows]
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def _plot_loss(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if rows:
-        steps = [r["step"] for r in rows]
-        ax.plot(steps, [r["loss"] for r in rows], lw=0.8, alpha=0.5, label="loss")
-        ax.plot(steps, [r["loss_ema"] for r in rows], lw=1.5, label="EMA")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("x0 MSE (standardised)")
-    ax.set_title("latent DiT training loss (eq. 4)")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
-# loading a finished run -----------------------------------------------------------------------------
-@dataclass
-class DiTRun:
-    model: LatentDiT
-    config: DiTTrainConfig
-    diffusion: GaussianDiffusion
-    info: dict  # config.json: data root, decoder run, encoder, obj_idx of the training latents
-    path: Path
-
-
-def load_dit_run(run_dir: str | Path) -> DiTRun:
-    """Load ``DITRUN/dit.safetensors`` (or the newest checkpoint of an unfinished run) for inference."""
-    from safetensors.torch import load_file
-
-    from .checkpoint import model_state
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a DiT run (no config.json); train one with `img2sdf train-dit`")
-    info = read_json(run_dir / "config.json")
-    cfg = from_dict(DiTTrainConfig, info["train"])
-    model = LatentDiT(cfg.model)
-    if (run_dir / "dit.safetensors").is_file():
-        state = load_file(run_dir / "dit.safetensors")
-    else:
-        ckpt = load_checkpoint(run_dir)
-        if ckpt is None:
-            raise UserError(f"{run_dir}: no dit.safetensors and no checkpoint; the training never saved")
-        state = model_state(ckpt, "dit")
-    model.load_state_dict(state)
-    return DiTRun(model.eval(), cfg, GaussianDiffusion(cfg.timesteps), info, run_dir)
 
 
 def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder: str,
@@ -271,7 +203,7 @@ def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder:
     optionally only some of its groups (:func:`~img2sdf.encoders.cache.pool_indices`)."""
     from ..data.store import ShapeStore, shape_name
     from ..encoders.cache import POOL_GROUPS, feature_set, pool_indices
-    from ..models.decoder import load_decoder_run
+    from ..runs.load import load_decoder_run
 
     store = ShapeStore(data_root)
     run = load_decoder_run(decoder_run)
@@ -298,7 +230,23 @@ def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder:
     )
 
 
-def resolve_config(preset_name: str, overrides: list[str] | None) -> DiTTrainConfig:
-    from ..config import apply_overrides
+def train_dit_on_store(data_root: str | Path, decoder_run: str | Path, out: str | Path,
+                       cfg: DiTTrainConfig | None, encoder: str | None = None, views: str = "auto",
+                       pool_groups: tuple[str, ...] | None = None, resume: bool = False,
+                       progress: bool = True, device: str | None = None) -> tuple[LatentDiT, PairedViews]:
+    """:func:`train_dit` on a store's cached features and a decoder run's latents, recording in the run
+    what ``generate`` needs (data root, decoder run, encoder, views). ``encoder`` None: the default or the
+    only one encoded; ``views="auto"``: the photo pool when encoded, else the renders."""
+    from ..data.store import ShapeStore
+    from ..encoders.cache import POOL_GROUPS, resolve_encoder, resolve_views
 
-    return apply_overrides(preset(TRAIN_PRESETS, preset_name), overrides)
+    store = ShapeStore(data_root)
+    encoder = resolve_encoder(store, encoder)
+    views = resolve_views(store, encoder, views)
+    groups = tuple(pool_groups or POOL_GROUPS)
+    pairs = load_training_pairs(data_root, decoder_run, encoder, views, groups)
+    provenance = {"data_root": str(Path(data_root).resolve()),
+                  "decoder_run": str(Path(decoder_run).resolve()), "encoder": encoder, "views": views,
+                  **({"pool_groups": list(groups)} if views == "photo" else {})}
+    return train_dit(pairs, cfg, out, provenance, resume, progress, device), pairs
+
