@@ -92,6 +92,7 @@ def test_config_json_has_one_schema_and_old_runs_still_open(fitted, tmp_path):
     (tmp_path / "old_dit" / "config.json").write_text(json.dumps(old_dit))
     run = Run.open(tmp_path / "old_dit")
     assert (run.kind, run.config.steps, str(run.data_root)) == ("train-dit", 7, "/d")
+    assert run.config.preset == "tiny"  # the preset's name stood beside the config, not in it
     assert run.facts == {"decoder_run": "/r", "encoder": "hog"}
     with pytest.raises(UserError, match="a 'train-dit' run, not a 'fit' run"):
         Run.open(tmp_path / "old_dit", "fit")

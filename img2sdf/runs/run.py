@@ -142,6 +142,8 @@ def _upgrade(saved: dict) -> dict:
         raise UserError("config.json: not written by img2sdf fit, train-dit or fit-mlps")
     if "data" in saved:
         saved["data_root"] = saved.pop("data")
+    if "preset" in saved:  # the preset's name lived beside the config, not in it
+        saved["config"] = {"preset": saved["preset"], **saved["config"]}
     saved.pop("preset", None)
     saved.pop("n_shapes", None)
     saved.pop("params_per_shape", None)
