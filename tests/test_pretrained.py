@@ -82,3 +82,34 @@ def test_export_refuses_an_unfinished_run(tiny_runs, tmp_path):  # noqa: F811
     with pytest.raises(UserError, match="finish the run"):
         export_bundle(partial, tmp_path / "bundle")
     assert not read_json(partial / "config.json")["decoder_run"].startswith("..")
+
+
+def test_the_bundled_model_loads_and_generates_a_watertight_mesh(tmp_path, capsys):
+    """The model inside the package (``make pretrained``): hashes match, and ``generate`` without --model
+    turns photos of shapes no training render showed into closed meshes whose nearest training shapes
+    follow the photo: a ring → a ring-like category, an elongated rocket → an elongated vehicle."""
+    from PIL import Image
+
+    from img2sdf.data.watertight import normalise
+    from img2sdf.eval.gallery import thumbnail
+    from img2sdf.generate.pretrained import BUNDLE_DIR, MAX_BYTES
+
+    manifest = verify_bundle(BUNDLE_DIR)
+    assert manifest["total_bytes"] <= MAX_BYTES
+    model = ImageToShape.load()
+    assert len(model.train_obj_idx) == 976 and len(set(model.categories.values())) == 16
+    cone = trimesh.creation.cone(0.3, 0.5, sections=48).apply_translation((0, 0, 0.5))
+    shapes = {"ring": (trimesh.creation.annulus(0.3, 0.5, 0.25, sections=64), {"torus_knot", "wagon_wheel"}),
+              "rocket": (trimesh.util.concatenate([trimesh.creation.cylinder(0.2, 1.0, sections=48), cone]),
+                         {"airplane", "car"})}
+    for name, (mesh, expected) in shapes.items():
+        photo = tmp_path / f"{name}.png"
+        Image.fromarray(thumbnail(normalise(mesh)[0], 256, background=(255, 255, 255))).save(photo)
+        out = tmp_path / f"{name}.glb"
+        rc = main(["generate", str(photo), "-o", str(out), "--resolution", "32", "--steps", "20"])
+        printed = capsys.readouterr().out
+        assert rc == 0, printed
+        top1 = next(line.split() for line in printed.splitlines() if line.strip().startswith("1."))
+        assert top1[2] in expected, printed
+        generated = trimesh.load(out, force="mesh")
+        assert generated.is_watertight and len(generated.faces) > 100
