@@ -1,7 +1,9 @@
 """Mesh a fitted run's shapes: coarse-to-fine SDF evaluation and marching cubes (paper §5.3).
 
-RUN is an auto-decoder run (`img2sdf fit`: decoder + the shape's latent) or a per-shape MLP run
-(`img2sdf fit-mlps`: the shape's own MLP); the kind is read from RUN/config.json.
+RUN is an auto-decoder run (`img2sdf fit`: decoder + the shape's latent), a per-shape MLP run
+(`img2sdf fit-mlps`: the shape's own MLP), a weight DiT run (`img2sdf train-wdit`: the MLP it predicts from
+the shape's cached views) or a weight-AE run (`img2sdf train-wae`: the MLP it reconstructs); the kind is read
+from RUN/config.json.
 
 ``img2sdf mesh RUN --shape K -o out.glb`` meshes the shape with manifest obj_idx K; ``--all`` writes every
 training shape to RUN/meshes/obj_NNNN.<format>. The output keeps the largest connected component (one
@@ -39,37 +41,38 @@ def run(args: argparse.Namespace) -> int:
     from ..data.store import shape_name
     from ..errors import UserError
     from ..eval.decoder_eval import default_resolution
-    from ..generate.mesh import extract_mesh
+    from ..generate.mesh import extract_mesh, mlp_mesh
+    from ..generate.weight_runs import weight_source
     from ..io import write_mesh
     from ..models.decoder import load_decoder_run
     from ..train.distributed import set_threads
 
     set_threads(args.threads)
 
-    if _is_mlp_run(Path(args.run)):
-        from ..train.fit_mlps import load_mlp_run
+    source = weight_source(args.run)
+    if source is not None:  # per-shape MLP weights: fitted, DiT-predicted or AE-reconstructed
+        obj_idx, preset = source.obj_idx, source.preset
 
-        dec_run = load_mlp_run(args.run)
-
-        def shape_mesh(obj_idx: int):
-            return _mlp_mesh(dec_run.row(obj_idx), resolution, args.keep)
+        def shape_mesh(i: int):
+            return mlp_mesh(source.weights(i), resolution, args.keep)
     else:
         dec_run = load_decoder_run(args.run)
+        obj_idx, preset = dec_run.obj_idx, dec_run.config.preset
 
-        def shape_mesh(obj_idx: int):
-            latent = dec_run.latents[dec_run.obj_idx.index(obj_idx)]
+        def shape_mesh(i: int):
+            latent = dec_run.latents[dec_run.obj_idx.index(i)]
             return extract_mesh(dec_run.decoder, latent, resolution=resolution, keep=args.keep)
-    resolution = args.resolution or default_resolution(dec_run.config.preset)
+    resolution = args.resolution or default_resolution(preset)
     if args.shape is not None:
         if not args.output:
             raise UserError("--shape needs -o/--output FILE (e.g. -o out.glb)")
-        if args.shape not in dec_run.obj_idx:
+        if args.shape not in obj_idx:
             raise UserError(f"--shape {args.shape}: not a training shape of {args.run} (obj_idx "
-                            f"{min(dec_run.obj_idx)}..{max(dec_run.obj_idx)}, {len(dec_run.obj_idx)} shapes)")
+                            f"{min(obj_idx)}..{max(obj_idx)}, {len(obj_idx)} shapes)")
         jobs = [(args.shape, Path(args.output))]
     else:
         ext = args.format.lstrip(".")
-        jobs = [(i, Path(args.run) / "meshes" / f"{shape_name(i)}.{ext}") for i in dec_run.obj_idx]
+        jobs = [(i, Path(args.run) / "meshes" / f"{shape_name(i)}.{ext}") for i in obj_idx]
     failed = 0
     for obj_idx, path in tqdm(jobs, desc="mesh", disable=len(jobs) == 1):
         t = time.perf_counter()
@@ -89,21 +92,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(jobs) - failed} meshes in {Path(args.run) / 'meshes'} ({failed} without a surface)")
     return 0
 
-
-def _is_mlp_run(run) -> bool:
-    from ..io import read_json
-    from ..train.fit_mlps import RUN_KIND
-
-    cfg = run / "config.json"
-    return cfg.is_file() and read_json(cfg).get("kind") == RUN_KIND
-
-
-def _mlp_mesh(weights, resolution: int, keep: str):
-    """One shape's own MLP (fit-mlps) through the same coarse-to-fine marching cubes."""
-    from ..generate.mesh import grid_to_mesh, sparse_grid
-    from ..models.mlp import mlp_sdf_fn
-
-    grid = sparse_grid(mlp_sdf_fn(weights), resolution)
-    mesh = grid_to_mesh(grid, keep)
-    mesh.metadata["sdf_evaluations"] = grid.evaluations
-    return mesh

@@ -15,8 +15,13 @@ HELP = "train the latent DiT: encoded views + poses → auto-decoder latents (pa
 def add_arguments(parser) -> None:
     parser.add_argument("data", type=Path, help="prepared data folder (after `img2sdf encode`)")
     parser.add_argument("--decoder", type=Path, required=True, help="auto-decoder run folder (`img2sdf fit`)")
+    add_training_arguments(parser, "§6.1")
+
+
+def add_training_arguments(parser, section: str) -> None:
+    """The options train-dit and train-wdit share (one loop, train/train_dit.py)."""
     parser.add_argument("--out", type=Path, required=True, help="DiT run folder to create (or resume)")
-    parser.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or paper (§6.1)")
+    parser.add_argument("--preset", default="tiny", help=f"tiny (CPU, minutes) or paper ({section})")
     parser.add_argument("--encoder", default=None,
                         help="image-encoder features to train on (default: the offline default encoder, or "
                         "the only one encoded in DATA)")
@@ -55,13 +60,22 @@ def resolve_encoder(data: Path, name: str | None) -> str:
 
 
 def run(args) -> int:
-    from ..train import distributed
-    from ..train.train_dit import load_training_pairs, resolve_config, train_dit
+    from ..train.train_dit import load_training_pairs
 
-    overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
-    cfg = resolve_config(args.preset, overrides)
+    return train_from_args(args, "latent-dit", load_training_pairs, args.decoder, "decoder_run", [])
+
+
+def train_from_args(args, kind: str, load_pairs, source: Path, source_key: str, overrides: list[str]) -> int:
+    """Resolve config, encoder and views, load the pairs (``load_pairs(data, source, encoder, views,
+    groups)``) and run the shared training loop; ``source_key`` names ``source`` in config.json."""
+    from ..train import distributed
+    from ..train.train_dit import resolve_config, train_dit
+
+    overrides = overrides + list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
+    cfg = resolve_config(args.preset, overrides, kind)
     encoder = resolve_encoder(args.data, args.encoder)
     views = args.views
+    command = "train-wdit" if kind == "weight-dit" else "train-dit"
     if views == "auto":
         from ..data.store import ShapeStore
         from ..encoders.cache import feature_set
@@ -69,13 +83,13 @@ def run(args) -> int:
         photo = ShapeStore(args.data).features_path(feature_set(encoder, "photo")).is_file()
         views = "photo" if photo else "renders"
         if not photo and int(os.environ.get("RANK", "0")) == 0:
-            print(f"train-dit: note: no photo pool for {encoder}; training on the renders as rendered, "
+            print(f"{command}: note: no photo pool for {encoder}; training on the renders as rendered, "
                   f"which photos through load_view do not resemble (run `img2sdf encode {args.data} "
                   f"--views photo`)")
     groups = tuple(g for g in args.pool.split(",") if g)
-    pairs = load_training_pairs(args.data, args.decoder, encoder, views, groups)
+    pairs = load_pairs(args.data, source, encoder, views, groups)
     provenance = {"preset": args.preset, "data": str(args.data.resolve()),
-                  "decoder_run": str(args.decoder.resolve()), "encoder": encoder, "views": views,
+                  source_key: str(source.resolve()), "encoder": encoder, "views": views,
                   **({"pool_groups": list(groups)} if views == "photo" else {})}
     try:
         train_dit(pairs, cfg, args.out, provenance=provenance, resume=args.resume,
@@ -84,6 +98,6 @@ def run(args) -> int:
         distributed.cleanup()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
-    print(f"train-dit: {len(pairs.obj_idx)} shapes, {cfg.steps} steps → {args.out}/dit.safetensors "
+    print(f"{command}: {len(pairs.obj_idx)} shapes, {cfg.steps} steps → {args.out}/dit.safetensors "
           f"(log {args.out}/log.csv, curve {args.out}/loss.png)")
     return 0

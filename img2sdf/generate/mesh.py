@@ -145,3 +145,14 @@ def extract_mesh(decoder: torch.nn.Module, latent: torch.Tensor, resolution: int
     mesh = grid_to_mesh(grid, keep)
     mesh.metadata["sdf_evaluations"] = grid.evaluations
     return mesh
+
+
+def mlp_mesh(weights: torch.Tensor, resolution: int = 128, keep: str = "largest") -> trimesh.Trimesh:
+    """Mesh one per-shape MLP's θ [54785] (Families A and B, §3.1) by the same coarse-to-fine marching cubes;
+    raises ``UserError`` when its field has no zero crossing (§4.2's obj_0000)."""
+    from ..models.mlp import mlp_sdf_fn
+
+    grid = sparse_grid(mlp_sdf_fn(weights), resolution)
+    mesh = grid_to_mesh(grid, keep)
+    mesh.metadata["sdf_evaluations"] = grid.evaluations
+    return mesh

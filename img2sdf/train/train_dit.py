@@ -1,4 +1,6 @@
-"""Train the image-conditioned latent DiT (paper §6.1) on (views, poses) → auto-decoder latent pairs.
+"""Train an image-conditioned DiT on (views, poses) → target pairs: the latent DiT (paper §6.1) on
+auto-decoder latents, or the weight-space DiT (§3.2, Family A) on fit-mlps weights. One loop; the model
+(its tokeniser) follows the config: :func:`build_model`.
 
 Run folder ``DITRUN/``: ``config.json`` (resolved config + the data, decoder run and encoder it was trained
 on, so ``generate --model DITRUN`` needs nothing else), ``ckpt/`` (exact resume), ``dit.safetensors`` (final
@@ -23,6 +25,7 @@ from ..errors import UserError
 from ..io import read_json, write_bytes, write_json, write_text
 from ..models.diffusion import GaussianDiffusion
 from ..models.dit import DIT_PRESETS, DiTConfig, LatentDiT
+from ..models.weight_dit import WDIT_PRESETS, WeightDiT, WeightDiTConfig
 from .checkpoint import load_checkpoint, restore, save_checkpoint
 
 
@@ -54,6 +57,35 @@ TRAIN_PRESETS = {
                            pose_dropout=0.5, ckpt_every=500, threads=1),
     "paper": DiTTrainConfig(model=DIT_PRESETS["paper"]),
 }
+
+
+@dataclass
+class WeightDiTTrainConfig(DiTTrainConfig):
+    """The weight-space DiT of §3.2 (Phases 6-9): same loop, 54,785-dim targets."""
+
+    model: WeightDiTConfig = field(default_factory=WeightDiTConfig)
+    steps: int = 30_000  # §3.2: the loss plateaus around 15 K and does not improve through 30 K
+    lr: float = 1e-4  # not given in §3.2; lower than the latent DiT's for a 132 M network
+    cfg_dropout: float = 0.1  # §3.2 (0 for Phase 9)
+    pose_dropout: float = 0.2  # §3.2 (0 for Phase 9)
+
+
+WDIT_TRAIN_PRESETS = {
+    "tiny": WeightDiTTrainConfig(model=WDIT_PRESETS["tiny"], steps=2000, batch_size=16, lr=1e-3,
+                                 warmup_steps=100, ckpt_every=500, threads=1),
+    "paper": WeightDiTTrainConfig(model=WDIT_PRESETS["paper"]),
+}
+
+RUN_KINDS = {"latent-dit": DiTTrainConfig, "weight-dit": WeightDiTTrainConfig}
+
+
+def run_kind(cfg: DiTTrainConfig) -> str:
+    return "weight-dit" if isinstance(cfg.model, WeightDiTConfig) else "latent-dit"
+
+
+def build_model(model_cfg: DiTConfig | WeightDiTConfig) -> LatentDiT | WeightDiT:
+    """The tokeniser seam: one latent token (§6.1) or weight tokens (§3.2) around the shared trunk."""
+    return WeightDiT(model_cfg) if isinstance(model_cfg, WeightDiTConfig) else LatentDiT(model_cfg)
 
 
 @dataclass
@@ -92,7 +124,7 @@ def dit_loss(model, diffusion: GaussianDiffusion, pairs: PairedViews, cfg: DiTTr
     own slice, so a DDP run sees exactly the batches of one process with the global batch size.
     """
     net = model.module if hasattr(model, "module") else model
-    device = net.latent_mean.device
+    device = net.feature_mean.device
     rows, feats, poses, mask = pairs.sample_batch(cfg.batch_size * world, cfg.min_views, cfg.max_views, gen)
     pose_known = torch.rand(mask.shape, generator=gen) >= cfg.pose_dropout
     # always a tensor (all False when cfg dropout is off) so the null view stays in the graph, as DDP needs
@@ -114,7 +146,7 @@ def train_dit(
     provenance: dict | None = None,
     resume: bool = False,
     progress: bool = True,
-) -> LatentDiT:
+) -> LatentDiT | WeightDiT:
     """Train (or resume) a DiT run in ``out``; returns the trained model (eval mode).
 
     Under ``torchrun`` ``batch_size`` is per process: the global batch is ``batch_size × world_size``, each
@@ -128,8 +160,8 @@ def train_dit(
     dist_info = distributed.init_distributed()
     rank, world, is_main = dist_info.rank, dist_info.world_size, dist_info.is_main
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, feature_dim=pairs.features.shape[-1]))
-    config = {"train": to_dict(cfg), "n_shapes": len(pairs.obj_idx), "obj_idx": list(pairs.obj_idx),
-              **(provenance or {})}
+    config = {"kind": run_kind(cfg), "train": to_dict(cfg), "n_shapes": len(pairs.obj_idx),
+              "obj_idx": list(pairs.obj_idx), **(provenance or {})}
     if (out / "config.json").is_file() and not resume:
         raise UserError(f"{out}: already holds a DiT run; pass --resume to continue it or choose a new --out")
     if resume and (out / "config.json").is_file():
@@ -143,7 +175,7 @@ def train_dit(
 
     distributed.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = LatentDiT(cfg.model)
+    model = build_model(cfg.model)
     model.set_statistics(pairs.latents, pairs.features.reshape(-1, pairs.features.shape[-1]).float())
     model.to(dist_info.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -187,7 +219,8 @@ def train_dit(
 
         state = {k: v.cpu().contiguous() for k, v in model.state_dict().items()}
         write_bytes(out / "dit.safetensors", save(state))
-        _plot_loss(out / "loss.png", log_rows)
+        family = "weight-space" if config["kind"] == "weight-dit" else "latent"
+        _plot_loss(out / "loss.png", log_rows, f"{family} DiT training loss (eq. 4)")
     distributed.barrier()
     return model.cpu().eval()
 
@@ -207,7 +240,7 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
-def _plot_loss(path: Path, rows: list[dict]) -> None:
+def _plot_loss(path: Path, rows: list[dict], title: str, ylabel: str = "x0 MSE (standardised)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,8 +255,8 @@ def _plot_loss(path: Path, rows: list[dict]) -> None:
         ax.plot(steps, [r["loss_ema"] for r in rows], lw=1.5, label="EMA")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("x0 MSE (standardised)")
-    ax.set_title("latent DiT training loss (eq. 4)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -234,11 +267,15 @@ def _plot_loss(path: Path, rows: list[dict]) -> None:
 # loading a finished run -----------------------------------------------------------------------------
 @dataclass
 class DiTRun:
-    model: LatentDiT
+    model: LatentDiT | WeightDiT
     config: DiTTrainConfig
     diffusion: GaussianDiffusion
-    info: dict  # config.json: data root, decoder run, encoder, obj_idx of the training latents
+    info: dict  # config.json: data root, decoder (or MLP) run, encoder, obj_idx of the training targets
     path: Path
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "latent-dit")
 
 
 def load_dit_run(run_dir: str | Path) -> DiTRun:
@@ -251,8 +288,11 @@ def load_dit_run(run_dir: str | Path) -> DiTRun:
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a DiT run (no config.json); train one with `img2sdf train-dit`")
     info = read_json(run_dir / "config.json")
-    cfg = from_dict(DiTTrainConfig, info["train"])
-    model = LatentDiT(cfg.model)
+    kind = info.get("kind", "latent-dit")
+    if kind not in RUN_KINDS or "train" not in info:
+        raise UserError(f"{run_dir}: a {kind} run, not a DiT run (train-dit or train-wdit)")
+    cfg = from_dict(RUN_KINDS[kind], info["train"])
+    model = build_model(cfg.model)
     if (run_dir / "dit.safetensors").is_file():
         state = load_file(run_dir / "dit.safetensors")
     else:
@@ -269,19 +309,35 @@ def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder:
     """Latents of the auto-decoder run paired with the store's cached features/poses of the same shapes;
     ``views="photo"`` pairs them with the photo pool (``encode --views photo``) instead of the renders,
     optionally only some of its groups (:func:`~img2sdf.encoders.cache.pool_indices`)."""
-    from ..data.store import ShapeStore, shape_name
-    from ..encoders.cache import POOL_GROUPS, feature_set, pool_indices
     from ..models.decoder import load_decoder_run
 
-    store = ShapeStore(data_root)
     run = load_decoder_run(decoder_run)
+    latents = torch.as_tensor(run.latents).detach().float().cpu()
+    return paired_views(data_root, latents, [int(i) for i in run.obj_idx], encoder, views, pool_groups)
+
+
+def load_weight_pairs(data_root: str | Path, mlp_run: str | Path, encoder: str,
+                      views: str = "renders", pool_groups: tuple[str, ...] | None = None) -> PairedViews:
+    """The fit-mlps run's flat MLP weights [N, 54785] paired with the same shapes' views (§3.2)."""
+    from .fit_mlps import load_mlp_run
+
+    run = load_mlp_run(mlp_run)
+    return paired_views(data_root, run.weights.float(), run.obj_idx, encoder, views, pool_groups)
+
+
+def paired_views(data_root: str | Path, targets: torch.Tensor, obj_idx: list[int], encoder: str,
+                 views: str = "renders", pool_groups: tuple[str, ...] | None = None) -> PairedViews:
+    """Targets [N, L] (row i ↔ ``obj_idx[i]``) with the store's cached features and poses of those shapes."""
+    from ..data.store import ShapeStore, shape_name
+    from ..encoders.cache import POOL_GROUPS, feature_set, pool_indices
+
+    store = ShapeStore(data_root)
     name = feature_set(encoder, views)
     if not store.features_path(name).is_file():
         flag = " --views photo" if views == "photo" else ""
         raise UserError(f"{store.features_path(name)}: missing; run `img2sdf encode {data_root} --encoder "
                         f"{encoder}{flag}`")
     features, poses, meta = store.load_features(name)
-    obj_idx = [int(i) for i in run.obj_idx]
     filled = meta.get("filled") or [bool(np.any(row)) for row in features]
     missing = [i for i in obj_idx if i >= len(filled) or not filled[i]]
     if missing:
@@ -291,14 +347,28 @@ def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder:
     cols = pool_indices(meta, tuple(pool_groups or POOL_GROUPS))
     rows = np.asarray(obj_idx)[:, None]
     return PairedViews(
-        latents=torch.as_tensor(run.latents).detach().float().cpu(),
+        latents=targets,
         features=torch.from_numpy(np.ascontiguousarray(features[rows, cols[None]])),
         poses=torch.from_numpy(np.ascontiguousarray(poses[rows, cols[None]])).float(),
-        obj_idx=obj_idx,
+        obj_idx=list(obj_idx),
     )
 
 
-def resolve_config(preset_name: str, overrides: list[str] | None) -> DiTTrainConfig:
+def load_run_pairs(run: DiTRun) -> PairedViews:
+    """The training pairs of a finished DiT run, rebuilt from its config.json provenance."""
+    info = run.info
+    missing = [k for k in ("data", "encoder") if k not in info]
+    if missing:
+        raise UserError(f"{run.path}/config.json: no {', '.join(missing)} recorded; cannot rebuild its data")
+    groups = tuple(info.get("pool_groups") or ()) or None
+    views = info.get("views", "renders")
+    if run.kind == "weight-dit":
+        return load_weight_pairs(info["data"], info["mlp_run"], info["encoder"], views, groups)
+    return load_training_pairs(info["data"], info["decoder_run"], info["encoder"], views, groups)
+
+
+def resolve_config(preset_name: str, overrides: list[str] | None, kind: str = "latent-dit") -> DiTTrainConfig:
     from ..config import apply_overrides
 
-    return apply_overrides(preset(TRAIN_PRESETS, preset_name), overrides)
+    presets = WDIT_TRAIN_PRESETS if kind == "weight-dit" else TRAIN_PRESETS
+    return apply_overrides(preset(presets, preset_name), overrides)
