@@ -323,6 +323,8 @@ def _prepare_run(data_root: Path, out: Path, config: FitMLPsConfig | None, resum
 
 
 def load_config(run_dir: str | Path) -> tuple[FitMLPsConfig, list[int]]:
+    if not (Path(run_dir) / "config.json").is_file():
+        raise UserError(f"{run_dir}: not a fit-mlps run (no config.json); fit one with `img2sdf fit-mlps`")
     saved = read_json(Path(run_dir) / "config.json")
     if saved.get("kind") != RUN_KIND:
         raise UserError(f"{run_dir}: not a fit-mlps run (config.json kind {saved.get('kind')!r})")

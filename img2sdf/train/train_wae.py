@@ -11,6 +11,7 @@ reconstruction's), ``meshes/`` (reconstructions).
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,25 +66,35 @@ def make_config(name: str, overrides: list[str] | None = None) -> WAETrainConfig
     return cfg
 
 
-def train_wae(mlp_run: str | Path, cfg: WAETrainConfig, out: str | Path, resume: bool = False,
-              progress: bool = True) -> WeightAE:
-    """Train (or resume) the AE of §4.1 on RUN/weights.safetensors: MSE on the scaled residuals."""
+def train_wae_on_run(mlp_run: str | Path, cfg: WAETrainConfig, out: str | Path, resume: bool = False,
+                     progress: bool = True) -> WeightAE:
+    """:func:`train_wae` on a fit-mlps run's weights.safetensors (its MLP config and provenance)."""
+    from .fit_mlps import load_mlp_run
+
+    run = load_mlp_run(mlp_run)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mlp=run.config.mlp))
+    return train_wae(run.weights.float(), run.obj_idx, cfg, out, resume, progress,
+                     provenance={"mlp_run": str(Path(mlp_run).resolve()), "data": str(run.data_root)})
+
+
+def train_wae(weights: torch.Tensor, obj_idx: list[int], cfg: WAETrainConfig, out: str | Path,
+              resume: bool = False, progress: bool = True, provenance: dict | None = None) -> WeightAE:
+    """Train (or resume) the AE of §4.1 on flat weights [N, D] (row i ↔ ``obj_idx[i]``): MSE on the scaled
+    residuals, Adam at a constant lr."""
     from tqdm import tqdm
 
     from . import distributed
-    from .fit_mlps import load_mlp_run
     from .train_dit import _plot_loss, _read_log, _write_log
 
     out = Path(out)
-    run = load_mlp_run(mlp_run)
-    weights = run.weights.float()
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mlp=run.config.mlp))
-    config = {"kind": RUN_KIND, "train": to_dict(cfg), "mlp_run": str(Path(mlp_run).resolve()),
-              "data": str(run.data_root), "n_shapes": len(run.obj_idx), "obj_idx": run.obj_idx}
+    if weights.shape[1] != cfg.model.mlp.n_params:
+        raise UserError(f"weights have {weights.shape[1]} dims, the AE config's MLP {cfg.model.mlp.n_params}")
+    config = {"kind": RUN_KIND, "train": to_dict(cfg), **(provenance or {}), "n_shapes": len(obj_idx),
+              "obj_idx": list(obj_idx)}
     if (out / "config.json").is_file():
         if not resume:
             raise UserError(f"{out}: already holds a weight-AE run; pass --resume or choose a new --out")
-        if read_json(out / "config.json").get("train") != config["train"]:
+        if read_json(out / "config.json").get("train") != json.loads(json.dumps(config["train"])):
             raise UserError(f"{out}/config.json: the run was started with a different config; "
                             "resume with the same preset/overrides or choose a new --out")
     write_json(out / "config.json", config)
@@ -132,7 +143,7 @@ def train_wae(mlp_run: str | Path, cfg: WAETrainConfig, out: str | Path, resume:
     with torch.no_grad():
         z = model.encode(weights)
     write_bytes(out / "latents.safetensors",
-                save({"latents": z.contiguous()}, metadata={"obj_idx": ",".join(map(str, run.obj_idx))}))
+                save({"latents": z.contiguous()}, metadata={"obj_idx": ",".join(map(str, obj_idx))}))
     _plot_loss(out / "loss.png", log_rows, "weight AE training loss (§4.1)", "MSE (scaled residuals)")
     return model
 
