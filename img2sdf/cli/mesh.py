@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "extract meshes from a fitted decoder run (marching cubes, coarse-to-fine)"
+HELP = "extract meshes from a run of any family (marching cubes, coarse-to-fine)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run folder (from `img2sdf fit` or `img2sdf fit-mlps`)")
+    parser.add_argument("run", help="run folder (`img2sdf fit`, `fit-mlps`, `train-wdit` or `train-wae`)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--shape", type=int, metavar="K", help="manifest obj_idx of a training shape")
     which.add_argument("--all", action="store_true", help="every training shape, into RUN/meshes/")
