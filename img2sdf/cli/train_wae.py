@@ -29,12 +29,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..train.train_wae import evaluate_wae, make_config, train_wae
+    from ..train.train_wae import evaluate_wae, make_config, train_wae_on_run
 
     overrides = [f"model.latent_dim={args.latent}", *args.overrides]
     overrides += [f"epochs={args.epochs}"] if args.epochs is not None else []
     cfg = make_config(args.preset, overrides)
-    train_wae(args.mlps, cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    train_wae_on_run(args.mlps, cfg, args.out, resume=args.resume, progress=not args.no_progress)
     m = evaluate_wae(args.out, meshes=not args.no_meshes, progress=not args.no_progress)
     print(f"train-wae: {m['n_shapes']} shapes, latent {m['latent_dim']}: weight MSE {m['weight_mse']:.3g}, "
           f"cos(rec, true) mean {m['cos_rec_true_mean']:.4f} min {m['cos_rec_true_min']:.4f}, "
