@@ -59,13 +59,13 @@ demo: $(STAMP)
 # Rebuilds img2sdf/pretrained/ from scratch (hours on a 2-core CPU; every stage resumes when rerun).
 pretrained: $(STAMP)
 	$(BIN)/img2sdf prepare $(PRETRAINED)/data --source synthetic --n 976 --workers 2
-	$(BIN)/img2sdf encode $(PRETRAINED)/data --views both --jitter-copies 1 --random-views 16
+	$(BIN)/img2sdf encode $(PRETRAINED)/data --views both --jitter-copies 0 --random-views 16
 	$(BIN)/img2sdf fit $(PRETRAINED)/data --out $(PRETRAINED)/decoder --preset tiny $(PRETRAINED_FIT) \
 		--set threads=2 $$(test -f $(PRETRAINED)/decoder/config.json && echo --resume)
 	$(BIN)/img2sdf train-dit $(PRETRAINED)/data --decoder $(PRETRAINED)/decoder --out $(PRETRAINED)/dit \
 		--preset tiny $(PRETRAINED_DIT) $$(test -f $(PRETRAINED)/dit/config.json && echo --resume)
 	$(BIN)/img2sdf eval-gen --model $(PRETRAINED)/dit --out $(PRETRAINED)/eval --protocols photo \
-		--reconstruct-steps 300 --recall-shapes 0
+		--splits test --max-shapes 60 --reconstruct-steps 100 --recall-shapes 200
 	$(BIN)/img2sdf bundle $(PRETRAINED)/dit --out img2sdf/pretrained --metrics $(PRETRAINED)/eval/metrics.json \
 		--note "make pretrained"
 
