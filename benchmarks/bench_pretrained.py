@@ -84,6 +84,7 @@ def gallery(model, meshes: dict, data: str | None, path: Path, workdir: Path) ->
     from img2sdf.data.images import load_view
     from img2sdf.data.store import ShapeStore
     from img2sdf.eval.gallery import contact_sheet, thumbnail
+    from img2sdf.eval.generation_eval import retrieve_nearest, unit_rows
 
     retrieval = None
     if data:
@@ -92,8 +93,7 @@ def gallery(model, meshes: dict, data: str | None, path: Path, workdir: Path) ->
         feats, _, _ = ShapeStore(data).load_features(feature_set(model.dit.info["encoder"], "photo"))
         net = model.dit.model
         mean, std = net.feature_mean.numpy(), net.feature_std.numpy()
-        train = (np.asarray(feats[np.asarray(model.train_obj_idx)], np.float32) - mean) / std
-        retrieval = train / np.linalg.norm(train, axis=-1, keepdims=True)
+        retrieval = unit_rows((np.asarray(feats[np.asarray(model.train_obj_idx)], np.float32) - mean) / std)
     images, labels, rows = [], [], []
     for k, (name, mesh) in enumerate(meshes.items()):
         photo = photograph(mesh, workdir, k)
@@ -105,9 +105,8 @@ def gallery(model, meshes: dict, data: str | None, path: Path, workdir: Path) ->
         row = {"mesh": name, "top1_category": result.neighbours[0]["category"],
                "top1_cos": round(result.neighbours[0]["cos"], 4), "warnings": result.warnings}
         if retrieval is not None:
-            q = (model.encode(view[None])[0] - mean) / std
-            q /= np.linalg.norm(q)
-            best = int(np.einsum("d,nvd->nv", q, retrieval).max(axis=1).argmax())
+            query = unit_rows((model.encode(view[None]) - mean) / std)[None]  # [1, 1, D]
+            best = int(retrieve_nearest(query, retrieval)[0])  # eval-gen's retrieval method
             idx = model.train_obj_idx[best]
             images.append(thumbnail(model.mesh(model.train_latents[best]), 160))
             labels.append(f"retrieval ({model.categories.get(idx, '?')})")

@@ -227,7 +227,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
     mean, std = net.feature_mean.numpy(), net.feature_std.numpy()
     train_rows = model.train_obj_idx
     train_feats = np.asarray(pool[np.asarray(train_rows)[:, None], cols[None]], dtype=np.float32)
-    train_feats = _unit((train_feats - mean) / std)  # [N, A, D]: the views the DiT trained on
+    train_feats = unit_rows((train_feats - mean) / std)  # [N, A, D]: the views the DiT trained on
     n_render_views = inputs.render_features.shape[1]
     meshes = _Meshes(model, store, cfg)
     t0 = time.perf_counter()
@@ -348,7 +348,7 @@ def _evaluate_views(model, meshes: _Meshes, shapes, feats, poses, train_feats, m
     latents = model.sample_latents(feats, poses, seed=cfg.seed, steps=cfg.steps or None)
     top1 = top_k(latents, model.train_latents, 1)[0][:, 0]
     collapse = collapse_stats(np.asarray(train_rows)[top1], len(train_rows))
-    retrieved = _retrieve(_unit((feats - mean) / std), train_feats)
+    retrieved = retrieve_nearest(unit_rows((feats - mean) / std), train_feats)
     guard = model.guard
     rows: dict = {m: [] for m in METHODS}
     for b, shape in enumerate(tqdm(shapes, desc=desc, disable=not progress)):
@@ -411,11 +411,11 @@ def _summaries(rows: dict, shapes, cfg: EvalGenConfig) -> dict:
     return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _retrieve(query: np.ndarray, train: np.ndarray) -> np.ndarray:
+def retrieve_nearest(query: np.ndarray, train: np.ndarray) -> np.ndarray:
     """query [B, k, D], train [N, V, D] (unit rows) → training row per query."""
     cos = np.einsum("bkd,nvd->bknv", query, train)  # [B, k, N, V]
     return cos.max(axis=3).mean(axis=1).argmax(axis=1)
