@@ -66,6 +66,8 @@ def test_a_corrupted_bundle_is_a_one_line_error(tiny_runs, bundle, tmp_path, cap
     weights.write_bytes(bytes(data))
     with pytest.raises(UserError, match="SHA-256 does not match"):
         ImageToShape.load(bundle)
+    with pytest.raises(UserError, match="SHA-256 does not match"):
+        ImageToShape.load(bundle / "dit")  # the run inside the bundle is checked too
     image = tiny_runs["data"] / "renders" / "obj_0002" / "view_03.png"
     assert main(["generate", str(image), "--model", str(bundle), "-o", str(tmp_path / "x.glb")]) == 2
     err = capsys.readouterr().err.strip()

@@ -68,11 +68,14 @@ class ImageToShape:
 
         dev = choose_device(0, device)
         if dit_dir is None:
-            dit_dir = default_model() / "dit"
-        elif is_bundle(dit_dir):
-            verify_bundle(dit_dir)
-            dit_dir = Path(dit_dir) / "dit"
-        dit_dir = Path(dit_dir)
+            bundle = default_model()  # verified
+        else:
+            dit_dir = Path(dit_dir)
+            bundle = next((p for p in (dit_dir, dit_dir.parent) if is_bundle(p)), None)
+            if bundle is not None:  # the bundle's folder or its dit/ inside it: hashes checked either way
+                verify_bundle(bundle)
+        if bundle is not None:
+            dit_dir = bundle / "dit"
         dit = load_dit_run(dit_dir)
         for key in ("decoder_run", "data_root", "encoder"):
             if key not in dit.info:
