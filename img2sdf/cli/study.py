@@ -25,6 +25,11 @@ def add_arguments(parser) -> None:
                         help="override a train-dit config field (repeatable)")
     parser.add_argument("--eval-arg", action="append", default=[], metavar="ARG",
                         help="an `eval-gen` flag (repeatable, e.g. --eval-arg=--max-shapes=8)")
+    parser.add_argument("--decoder", type=Path, default=None,
+                        help="a finished `fit` run on the largest size that the other sizes share (their "
+                        "latents only) instead of fitting their own (default: every size fits its own)")
+    parser.add_argument("--refit", default="",
+                        help="with --decoder: comma-separated sizes that fit their own decoder (e.g. 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset choice")
     add_device(parser, "every stage")
 
@@ -43,6 +48,14 @@ def run(args) -> int:
         raise UserError(f"--sizes {args.sizes!r}: give comma-separated integers such as 20,100,400") from e
     if not sizes or min(sizes) < 2:
         raise UserError(f"--sizes {args.sizes!r}: need at least one size ≥ 2")
+    try:
+        refit = {int(s) for s in args.refit.split(",") if s}
+    except ValueError as e:
+        raise UserError(f"--refit {args.refit!r}: give comma-separated sizes such as 20") from e
+    if refit - set(sizes):
+        raise UserError(f"--refit {args.refit!r}: not among --sizes {args.sizes}")
+    if refit and args.decoder is None:
+        raise UserError("--refit: only with --decoder (without it every size fits its own decoder)")
     eval_parser = argparse.ArgumentParser(prog="img2sdf study --eval-arg", exit_on_error=False)
     eval_gen.add_arguments(eval_parser)
     try:
@@ -54,13 +67,14 @@ def run(args) -> int:
     fit_cfg = make_config("fit", args.preset, args.fit_set)
     dit_cfg = make_config("train-dit", args.preset, args.dit_set)
     summary = run_scaling(args.data, args.out, sizes, fit_cfg, dit_cfg, eval_gen.eval_config(eval_args),
-                          args.encoder, args.seed, args.device)
+                          args.encoder, args.seed, args.device, args.decoder, refit)
     print(f"study scaling: {args.out}/scaling.json, plot {args.out}/scaling.png")
     protocol = summary["protocol"]
     for n, m in summary["sizes"].items():
         for split, by_views in m[protocol].items():
             for views, row in by_views.items():
                 chamfer = {k: row[k]["chamfer_l1"] for k in ("generated", "retrieval", "reconstruct")}
-                print(f"  n={int(n):>5} {split} {views} view(s), {protocol} protocol, Chamfer-L1: "
+                print(f"  n={int(n):>5} ({summary['decoders'][n]} decoder) {split} {views} view(s), "
+                      f"{protocol} protocol, Chamfer-L1: "
                       + "  ".join(f"{k} {v:.4f}" for k, v in chamfer.items()))
     return 0

@@ -5,6 +5,11 @@ whose meshes/SDF/renders/features are symlinks into the big store and whose mani
 shapes (a seeded, category-balanced choice; the rest get ``split = "unused"``) while the ``test`` and ``ood``
 splits stay identical across sizes. Each size then runs ``fit`` → ``train-dit`` → ``eval-gen`` and the
 results are summarised in ``STUDY/scaling.json`` and one plot of generated-vs-retrieval Chamfer over size.
+
+With a shared ``decoder`` run (fitted on the largest size), the sizes not listed in ``refit`` skip ``fit``:
+their decoder run is that decoder with only their own shapes' latents
+(:func:`~img2sdf.runs.derive.subset_decoder_run`), so only the DiT and its retrieval database change with
+size; ``scaling.json`` records which sizes share it.
 """
 
 from __future__ import annotations
@@ -53,10 +58,13 @@ def subset_store(source: ShapeStore, out: Path, n_train: int, seed: int = 0) -> 
 
 
 def run_scaling(data: Path, out: Path, sizes: list[int], fit_config, dit_config, eval_config,
-                encoder: str | None = None, seed: int = 0, device: str | None = None) -> dict:
+                encoder: str | None = None, seed: int = 0, device: str | None = None,
+                decoder: Path | None = None, refit: set[int] | frozenset[int] = frozenset()) -> dict:
     """fit → train-dit → eval-gen per size with the given configs (a :class:`~img2sdf.runs.configs.FitConfig`,
     a :class:`~img2sdf.runs.configs.DiTTrainConfig`, an :class:`~img2sdf.eval.generation_eval.EvalGenConfig`);
-    a stage an earlier call finished is reused, one it left unfinished resumes under the resume rule."""
+    a stage an earlier call finished is reused, one it left unfinished resumes under the resume rule.
+    ``decoder``: a finished fit run that the sizes outside ``refit`` share instead of fitting their own."""
+    from ..runs.derive import subset_decoder_run
     from ..train.fit import fit
     from ..train.train_dit import train_dit_on_store
     from .generation_eval import run_eval_gen
@@ -64,17 +72,22 @@ def run_scaling(data: Path, out: Path, sizes: list[int], fit_config, dit_config,
     source = ShapeStore(data)
     # the first protocol asked for is the one summarised (photo unless only known_pose was evaluated)
     summary = {"data": str(data.resolve()), "preset": fit_config.preset, "protocol": eval_config.protocols[0],
-               "sizes": {}}
+               "shared_decoder": str(decoder.resolve()) if decoder else None, "decoders": {}, "sizes": {}}
     for n in sorted(sizes):
         root = out / f"n{n:05d}"
         store = subset_store(source, root / "data", n, seed)
-        decoder, dit, evaluation = root / "decoder", root / "dit", root / "eval"
-        if not (decoder / "latents.safetensors").is_file():
-            print(f"study scaling: n={n}: fit → {decoder}", flush=True)
-            fit(store.root, decoder, fit_config, resume=(decoder / "config.json").is_file(), device=device)
+        dec_dir, dit, evaluation = root / "decoder", root / "dit", root / "eval"
+        shared = decoder is not None and n not in refit
+        if shared:
+            keep = [s.obj_idx for s in store.load_manifest().select(split="train")]
+            subset_decoder_run(decoder, dec_dir, keep, store.root)
+        elif not (dec_dir / "latents.safetensors").is_file():
+            print(f"study scaling: n={n}: fit → {dec_dir}", flush=True)
+            fit(store.root, dec_dir, fit_config, resume=(dec_dir / "config.json").is_file(), device=device)
+        summary["decoders"][str(n)] = "shared" if shared else "own fit"
         if not (dit / "dit.safetensors").is_file():
             print(f"study scaling: n={n}: train-dit → {dit}", flush=True)
-            train_dit_on_store(store.root, decoder, dit, dit_config, encoder,
+            train_dit_on_store(store.root, dec_dir, dit, dit_config, encoder,
                                resume=(dit / "config.json").is_file(), device=device)
         if not (evaluation / "metrics.json").is_file():
             print(f"study scaling: n={n}: eval-gen → {evaluation}", flush=True)
@@ -110,13 +123,15 @@ def plot_scaling(summary: dict, path: Path) -> None:
                 label = "reconstruct (ceiling)" if method == "reconstruct" else f"{method}, {views} view(s)"
                 ax.plot(sizes, ys, style, label=label, alpha=1.0 if views == "4" else 0.6)
         ax.set_xscale("log")
-        ax.set_xticks(sizes, [str(n) for n in sizes])
+        own = summary.get("decoders", {}) if summary.get("shared_decoder") else {}
+        ax.set_xticks(sizes, [f"{n}*" if own.get(str(n)) == "own fit" else str(n) for n in sizes])
         ax.minorticks_off()
         ax.set_xlabel("training shapes")
         ax.set_ylabel("Chamfer-L1 (lower is better)")
         ax.set_title(f"{split} split")
         ax.legend(fontsize=8)
-    fig.suptitle("image → shape: generation vs retrieval over data scale")
+    shared = " (sizes share one decoder; * = own decoder fit)" if summary.get("shared_decoder") else ""
+    fig.suptitle(f"image → shape: generation vs retrieval over data scale{shared}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
