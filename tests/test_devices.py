@@ -41,6 +41,8 @@ COMMANDS = {  # every command that runs a model, with arguments that parse (the 
     "fit": ["fit", "DATA", "--out", "RUN"],
     "fit-mlps": ["fit-mlps", "DATA", "--out", "RUN"],
     "train-dit": ["train-dit", "DATA", "--decoder", "RUN", "--out", "DIT"],
+    "train-wdit": ["train-wdit", "DATA", "--mlps", "RUN", "--out", "DIT"],
+    "train-wae": ["train-wae", "--mlps", "RUN", "--out", "ARUN"],
     "encode": ["encode", "DATA"],
     "mesh": ["mesh", "RUN", "--all"],
     "reconstruct": ["reconstruct", "RUN", "shape.obj", "-o", "out.ply"],

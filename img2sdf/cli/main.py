@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "reconstruct": "reconstruct",
     "eval": "eval",
     "train-dit": "train_dit",
+    "train-wdit": "train_wdit",
+    "train-wae": "train_wae",
     "generate": "generate",
     "bundle": "bundle",
     "eval-gen": "eval_gen",

@@ -1,7 +1,9 @@
-"""Mesh a fitted run's shapes: coarse-to-fine SDF evaluation and marching cubes (paper §5.3).
+"""Mesh a run's shapes, for any family: coarse-to-fine SDF evaluation and marching cubes (paper §5.3).
 
-RUN is an auto-decoder run (`img2sdf fit`: decoder + the shape's latent) or a per-shape MLP run
-(`img2sdf fit-mlps`: the shape's own MLP); the kind is read from RUN/config.json.
+RUN is an auto-decoder run (`img2sdf fit`: decoder + the shape's latent), a per-shape MLP run
+(`img2sdf fit-mlps`: the shape's own MLP), a weight-AE run (`img2sdf train-wae`: the MLP it reconstructs) or a
+DiT run (`train-wdit` / `train-dit`: what it predicts from the shape's first 8 cached views, known poses);
+the kind is read from RUN/config.json (generate/weight_runs.py), so one eval scores every family.
 
 ``img2sdf mesh RUN --shape K -o out.glb`` meshes the shape with manifest obj_idx K; ``--all`` writes every
 training shape to RUN/meshes/obj_NNNN.<format>. The output keeps the largest connected component (one
@@ -14,11 +16,12 @@ import argparse
 
 from .options import add_device
 
-HELP = "extract meshes from a fitted decoder run (marching cubes, coarse-to-fine)"
+HELP = "extract meshes from a run of any family (marching cubes, coarse-to-fine)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run folder (from `img2sdf fit` or `img2sdf fit-mlps`)")
+    parser.add_argument("run", help="run folder (`img2sdf fit`, `fit-mlps`, `train-wae`, `train-wdit`, "
+                        "`train-dit`)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--shape", type=int, metavar="K", help="manifest obj_idx of a training shape")
     which.add_argument("--all", action="store_true", help="every training shape, into RUN/meshes/")
@@ -44,34 +47,28 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..eval.decoder_eval import default_resolution
     from ..generate.mesh import mesh_sdf
+    from ..generate.weight_runs import shape_source
     from ..io import write_mesh
-    from ..runs.load import DecoderRun, MLPRun, load_run
 
     set_threads(args.threads)
-    if not (Path(args.run) / "config.json").is_file():
-        raise UserError(f"{args.run}: not a run folder (no config.json); make one with `img2sdf fit` or "
-                        f"`img2sdf fit-mlps`")
-    dec_run = load_run(args.run)
-    if not isinstance(dec_run, DecoderRun | MLPRun):
-        raise UserError(f"{args.run}: a DiT run has no shapes of its own; mesh its decoder run instead")
-    dec_run.to(choose_device(0, args.device))
-    resolution = args.resolution or default_resolution(dec_run.config.preset)
+    source = shape_source(args.run, choose_device(0, args.device))
+    resolution = args.resolution or default_resolution(source.preset)
 
     if args.shape is not None:
         if not args.output:
             raise UserError("--shape needs -o/--output FILE (e.g. -o out.glb)")
-        if args.shape not in dec_run.obj_idx:
+        if args.shape not in source.obj_idx:
             raise UserError(f"--shape {args.shape}: not a training shape of {args.run} (obj_idx "
-                            f"{min(dec_run.obj_idx)}..{max(dec_run.obj_idx)}, {len(dec_run.obj_idx)} shapes)")
+                            f"{min(source.obj_idx)}..{max(source.obj_idx)}, {len(source.obj_idx)} shapes)")
         jobs = [(args.shape, Path(args.output))]
     else:
         ext = args.format.lstrip(".")
-        jobs = [(i, Path(args.run) / "meshes" / f"{shape_name(i)}.{ext}") for i in dec_run.obj_idx]
+        jobs = [(i, Path(args.run) / "meshes" / f"{shape_name(i)}.{ext}") for i in source.obj_idx]
     failed = 0
     for obj_idx, path in tqdm(jobs, desc="mesh", disable=len(jobs) == 1):
         t = time.perf_counter()
         try:
-            mesh = mesh_sdf(dec_run.sdf_fn(obj_idx), resolution, keep=args.keep)
+            mesh = mesh_sdf(source.sdf_fn(obj_idx), resolution, keep=args.keep)
         except UserError as e:
             if len(jobs) == 1:
                 raise

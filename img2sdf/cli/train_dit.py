@@ -18,8 +18,13 @@ HELP = "train the latent DiT: encoded views + poses → auto-decoder latents (pa
 def add_arguments(parser) -> None:
     parser.add_argument("data", type=Path, help="prepared data folder (after `img2sdf encode`)")
     parser.add_argument("--decoder", type=Path, required=True, help="auto-decoder run folder (`img2sdf fit`)")
+    add_dit_training(parser, "§6.1")
+
+
+def add_dit_training(parser, section: str) -> None:
+    """The options train-dit and train-wdit share (one loop: train/train_dit.py)."""
     parser.add_argument("--out", type=Path, required=True, help="DiT run folder to create (or resume)")
-    add_trainer(parser, ["tiny", "paper"], "tiny (CPU, minutes) or paper (§6.1)")
+    add_trainer(parser, ["tiny", "paper"], f"tiny (CPU, minutes) or paper ({section})")
     parser.add_argument("--encoder", default=None,
                         help="image-encoder features to train on (default: the offline default encoder, or "
                         "the only one encoded in DATA)")
@@ -37,21 +42,26 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..train import distributed
     from ..train.train_dit import train_dit_on_store
+
+    return run_dit_training(args, "train-dit", train_dit_on_store, args.decoder)
+
+
+def run_dit_training(args, kind: str, train_on_store, target_run: Path, extra: list[str] | None = None
+                     ) -> int:
+    from ..train import distributed
     from .options import trainer_config
 
     steps = [f"steps={args.steps}"] if args.steps is not None else []
-    cfg = trainer_config("train-dit", args, args.out, steps)
+    cfg = trainer_config(kind, args, args.out, [*(extra or []), *steps])
     groups = tuple(g for g in args.pool.split(",") if g)
     try:
-        _, pairs = train_dit_on_store(args.data, args.decoder, args.out, cfg, args.encoder, args.views,
-                                      groups, resume=args.resume, progress=not args.no_progress,
-                                      device=args.device)
+        _, pairs = train_on_store(args.data, target_run, args.out, cfg, args.encoder, args.views, groups,
+                                  resume=args.resume, progress=not args.no_progress, device=args.device)
     finally:
         distributed.cleanup()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
-    print(f"train-dit: {len(pairs.obj_idx)} shapes → {args.out}/dit.safetensors "
+    print(f"{kind}: {len(pairs.obj_idx)} shapes → {args.out}/dit.safetensors "
           f"(log {args.out}/log.csv, curve {args.out}/loss.png)")
     return 0

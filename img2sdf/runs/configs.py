@@ -1,8 +1,9 @@
 """Every trainer's config and presets, one place: what a run folder's ``config.json`` holds.
 
-A run kind is the command that makes it (``fit``, ``train-dit``, ``fit-mlps``). Each has a dataclass (its
-fields are the ``--set`` keys), named presets, a validity check and the set of fields that may change when a
-run is resumed (:data:`SAFE_ON_RESUME`; everything else must match the run, see :mod:`img2sdf.runs.run`).
+A run kind is the command that makes it (``fit``, ``train-dit``, ``fit-mlps``, ``train-wdit``,
+``train-wae``). Each has a dataclass (its fields are the ``--set`` keys), named presets, a validity check
+and the set of fields that may change when a run is resumed (:data:`SAFE_ON_RESUME`; everything else must
+match the run, see :mod:`img2sdf.runs.run`).
 Kept below ``train/`` so that ``generate/`` and ``eval/`` read a run without importing a trainer.
 """
 
@@ -17,6 +18,8 @@ from ..errors import UserError
 from ..models.decoder import DECODER_PRESETS, DecoderConfig
 from ..models.dit import DIT_PRESETS, DiTConfig
 from ..models.mlp import PAPER_MLP, MLPConfig
+from ..models.weight_ae import WeightAEConfig
+from ..models.weight_dit import WDIT_PRESETS, WeightDiTConfig
 
 
 @dataclass
@@ -89,6 +92,51 @@ TRAIN_PRESETS: dict[str, DiTTrainConfig] = {
     "paper": DiTTrainConfig(model=DIT_PRESETS["paper"]),
 }
 
+
+
+@dataclass
+class WeightDiTTrainConfig(DiTTrainConfig):
+    """The weight-space DiT of §3.2 (Family A, Phases 6-9): train-dit's loop on 54,785-dim targets."""
+
+    model: WeightDiTConfig = field(default_factory=WeightDiTConfig)
+    steps: int = 30_000  # §3.2: the loss plateaus near 15 K steps and does not improve through 30 K
+    lr: float = 1e-4  # not given in §3.2; below the latent DiT's for a 132 M network
+    cfg_dropout: float = 0.1  # §3.2 (0 for Phase 9)
+    pose_dropout: float = 0.2  # §3.2 (0 for Phase 9)
+
+
+WDIT_TRAIN_PRESETS: dict[str, WeightDiTTrainConfig] = {
+    "tiny": WeightDiTTrainConfig(preset="tiny", model=WDIT_PRESETS["tiny"], steps=2000, batch_size=16,
+                                 lr=1e-3, warmup_steps=100, ckpt_every=500, threads=1),
+    "paper": WeightDiTTrainConfig(model=WDIT_PRESETS["paper"]),
+}
+
+
+@dataclass
+class WAETrainConfig:
+    """Family B's weight autoencoder (paper §4.1)."""
+
+    preset: str = "paper"
+    model: WeightAEConfig = field(default_factory=WeightAEConfig)
+    epochs: int = 2000  # §4.1
+    lr: float = 3e-4  # §4.1 (constant: no schedule is given)
+    batch_size: int = 32  # not given
+    seed: int = 0
+    log_every: int = 10  # epochs
+    ckpt_every: int = 200  # epochs
+    mesh_resolution: int = 256  # marching-cubes cells per axis of §4.2's meshes
+    mesh_points: int = 100_000  # surface points per mesh (eval/metrics.py's protocol)
+    threads: int = 0
+
+
+WAE_PRESETS: dict[str, WAETrainConfig] = {
+    # CPU: 32 shapes in minutes; narrower than §4.1's 1024 (whose first layer alone holds 56 M weights)
+    "tiny": WAETrainConfig(preset="tiny", model=WeightAEConfig(hidden=(256, 256, 256)), epochs=300, lr=1e-3,
+                           batch_size=16, log_every=5, ckpt_every=100, mesh_resolution=64,
+                           mesh_points=20_000, threads=1),
+    "paper": WAETrainConfig(),
+}
+
 INITS = ("anchor", "random", "same")
 
 
@@ -149,6 +197,11 @@ def _check_fit_mlps(cfg: FitMLPsConfig) -> None:
         raise UserError("epochs, batch_points, chunk, anchor_epochs and eval_points must all be >= 1")
 
 
+def _check_wae(cfg: WAETrainConfig) -> None:
+    if min(cfg.epochs, cfg.batch_size, cfg.model.latent_dim, cfg.mesh_resolution, cfg.mesh_points) < 1:
+        raise UserError("epochs, batch_size, model.latent_dim, mesh_resolution and mesh_points must be >= 1")
+
+
 @dataclass(frozen=True)
 class Kind:
     config: type
@@ -164,6 +217,11 @@ KINDS: dict[str, Kind] = {
     "train-dit": Kind(DiTTrainConfig, TRAIN_PRESETS, _check_dit, _SCHEDULE | {"steps", "sample_steps"}),
     # finished chunks were fitted with the old schedule, so fit-mlps keeps its epochs
     "fit-mlps": Kind(FitMLPsConfig, FIT_MLPS_PRESETS, _check_fit_mlps, _SCHEDULE - {"amp"}),
+    "train-wdit": Kind(WeightDiTTrainConfig, WDIT_TRAIN_PRESETS, _check_dit,
+                       _SCHEDULE | {"steps", "sample_steps"}),
+    # a constant LR: more epochs simply continue; the meshing settings only affect the evaluation after it
+    "train-wae": Kind(WAETrainConfig, WAE_PRESETS, _check_wae,
+                      _SCHEDULE - {"amp"} | {"epochs", "mesh_resolution", "mesh_points"}),
 }
 
 

@@ -13,11 +13,15 @@ import torch
 from ..errors import UserError
 from ..models.decoder import SDFDecoder, decoder_sdf_fn
 from ..models.diffusion import GaussianDiffusion
-from ..models.dit import LatentDiT
+from ..models.dit import DiTConfig, LatentDiT
 from ..models.mlp import mlp_sdf_fn
+from ..models.weight_ae import WeightAE
+from ..models.weight_dit import WeightDiT, WeightDiTConfig
 from .checkpoint import load_checkpoint, model_state
-from .configs import DiTTrainConfig, FitConfig, FitMLPsConfig
+from .configs import DiTTrainConfig, FitConfig, FitMLPsConfig, WAETrainConfig
 from .run import Run
+
+DIT_KINDS = ("train-dit", "train-wdit")  # the latent DiT (§6.1) and the weight-space DiT (§3.2)
 
 
 def _row(run_dir: Path, obj_idx: list[int], i: int) -> int:
@@ -85,13 +89,19 @@ def load_decoder_run(run_dir: str | Path) -> DecoderRun:
                       config=run.config, data_root=run.data_root)
 
 
+def build_dit(cfg: DiTConfig | WeightDiTConfig) -> LatentDiT | WeightDiT:
+    """The tokeniser seam: one latent token (§6.1) or weight tokens (§3.2) around the shared trunk."""
+    return WeightDiT(cfg) if isinstance(cfg, WeightDiTConfig) else LatentDiT(cfg)
+
+
 @dataclass
 class DiTRun:
-    model: LatentDiT
-    config: DiTTrainConfig
+    model: LatentDiT | WeightDiT
+    config: DiTTrainConfig  # a WeightDiTTrainConfig for train-wdit
     diffusion: GaussianDiffusion
-    info: dict  # config.json's facts: data_root, decoder_run, encoder, views, obj_idx of the training latents
+    info: dict  # config.json's facts: data_root, decoder_run or mlp_run, encoder, views, obj_idx of targets
     path: Path
+    kind: str = "train-dit"
 
     def to(self, device: torch.device) -> DiTRun:
         self.model.to(device)
@@ -105,8 +115,10 @@ def load_dit_run(run_dir: str | Path) -> DiTRun:
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a DiT run (no config.json); train one with `img2sdf train-dit`")
-    run = Run.open(run_dir, "train-dit")
-    model = LatentDiT(run.config.model)
+    run = Run.open(run_dir)
+    if run.kind not in DIT_KINDS:
+        raise UserError(f"{run_dir}: a {run.kind!r} run, not a DiT run (train-dit or train-wdit)")
+    model = build_dit(run.config.model)
     if (run_dir / "dit.safetensors").is_file():
         state = load_file(run_dir / "dit.safetensors")
     else:
@@ -116,7 +128,7 @@ def load_dit_run(run_dir: str | Path) -> DiTRun:
         state = model_state(ckpt, "dit")
     model.load_state_dict(state)
     info = {**run.facts, "data_root": str(run.data_root), "obj_idx": run.obj_idx}
-    return DiTRun(model.eval(), run.config, GaussianDiffusion(run.config.timesteps), info, run_dir)
+    return DiTRun(model.eval(), run.config, GaussianDiffusion(run.config.timesteps), info, run_dir, run.kind)
 
 
 @dataclass
@@ -194,7 +206,55 @@ def load_mlp_run(run_dir: str | Path) -> MLPRun:
                   data_root=run.data_root)
 
 
-LOADERS = {"fit": load_decoder_run, "train-dit": load_dit_run, "fit-mlps": load_mlp_run}
+@dataclass
+class WAERun:
+    """A weight-autoencoder run (Family B, §4.1) with the fit-mlps run it encodes."""
+
+    run_dir: Path
+    model: WeightAE
+    config: WAETrainConfig
+    mlps: MLPRun
+    facts: dict
+
+    @property
+    def obj_idx(self) -> list[int]:
+        return self.mlps.obj_idx
+
+    def reconstruction(self, obj_idx: int) -> torch.Tensor:
+        """decode(encode(θ)) of the shape's fitted MLP (§4.2)."""
+        with torch.no_grad():
+            return self.model(self.mlps.row(obj_idx)[None].float())[0]
+
+    def sdf_fn(self, obj_idx: int):
+        return mlp_sdf_fn(self.reconstruction(obj_idx), self.config.model.mlp)
+
+    def to(self, device: torch.device) -> WAERun:
+        self.model.to(device)
+        self.mlps.to(device)
+        return self
+
+
+def load_wae_run(run_dir: str | Path) -> WAERun:
+    """``ARUN/wae.safetensors`` (or the newest checkpoint of an unfinished run) and its fit-mlps run."""
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    run = Run.open(run_dir, "train-wae")
+    model = WeightAE(run.config.model)
+    if (run_dir / "wae.safetensors").is_file():
+        state = load_file(run_dir / "wae.safetensors")
+    else:
+        ckpt = load_checkpoint(run_dir)
+        if ckpt is None:
+            raise UserError(f"{run_dir}: no wae.safetensors and no checkpoint; run or resume train-wae")
+        state = model_state(ckpt, "wae")
+    model.load_state_dict(state)
+    mlps = load_mlp_run(run.facts["mlp_run"])
+    return WAERun(run_dir, model.eval().requires_grad_(False), run.config, mlps, run.facts)
+
+
+LOADERS = {"fit": load_decoder_run, "train-dit": load_dit_run, "train-wdit": load_dit_run,
+           "fit-mlps": load_mlp_run, "train-wae": load_wae_run}
 
 
 def load_run(run_dir: str | Path):

@@ -1,4 +1,6 @@
-"""Train the image-conditioned latent DiT (paper §6.1) on (views, poses) → auto-decoder latent pairs.
+"""Train an image-conditioned DiT on (views, poses) → target pairs: the latent DiT (paper §6.1) on
+auto-decoder latents (run kind ``train-dit``), or the weight-space DiT (§3.2, Family A) on fit-mlps weights
+(``train-wdit``). One loop; the model's tokeniser follows the config (:func:`~img2sdf.runs.load.build_dit`).
 
 Run folder ``DITRUN/``: ``config.json`` (resolved config + the data, decoder run and encoder it was trained
 on, so ``generate --model DITRUN`` needs nothing else), ``ckpt/`` (exact resume), ``dit.safetensors`` (final
@@ -11,10 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..devices import autocast, grad_scaler, set_threads, to_device
@@ -22,38 +22,17 @@ from ..errors import UserError
 from ..io import write_bytes
 from ..models.diffusion import GaussianDiffusion
 from ..models.dit import LatentDiT
+from ..models.weight_dit import WeightDiT
 from ..runs.checkpoint import load_checkpoint, restore, save_checkpoint
-from ..runs.configs import DiTTrainConfig
+from ..runs.configs import DiTTrainConfig, WeightDiTTrainConfig
+from ..runs.load import build_dit
+from ..runs.pairs import PairedViews, load_training_pairs, load_weight_pairs
 from ..runs.run import Run, plot_loss, write_log
 
+__all__ = ["PairedViews", "dit_loss", "load_training_pairs", "load_weight_pairs", "lr_at", "run_kind",
+           "train_dit", "train_dit_on_store", "train_wdit_on_store"]
+
 LOG_FIELDS = ("step", "loss", "loss_ema", "lr", "seconds")
-
-
-@dataclass
-class PairedViews:
-    """Training pairs: latent row i ↔ the cached views of shape ``obj_idx[i]``."""
-
-    latents: torch.Tensor  # [N, 64] float32
-    features: torch.Tensor  # [N, V, D] (float16 is fine: cast per batch)
-    poses: torch.Tensor  # [N, V, 4, 4] camera-to-world
-    obj_idx: list[int]
-
-    def sample_batch(self, batch: int, min_views: int, max_views: int, gen: torch.Generator):
-        """rows [B], features [B, K, D], poses [B, K, 4, 4], view_mask [B, K] (K = max_views)."""
-        n, v = self.features.shape[:2]
-        k = min(max_views, v)
-        rows = torch.randint(0, n, (batch,), generator=gen)
-        counts = torch.randint(min(min_views, k), k + 1, (batch,), generator=gen)
-        views = torch.rand(batch, v, generator=gen).argsort(dim=1)[:, :k]  # distinct random views per item
-        feats = self.features[rows[:, None], views].float()
-        poses = self.poses[rows[:, None], views].float()
-        mask = torch.arange(k)[None] < counts[:, None]
-        return rows, feats, poses, mask
-
-    def to(self, device: torch.device) -> PairedViews:
-        """Resident on ``device``: a batch is gathered there, with no per-step host → device copy of data."""
-        return dataclasses.replace(self, latents=self.latents.to(device), features=self.features.to(device),
-                                   poses=self.poses.to(device))
 
 
 def lr_at(cfg: DiTTrainConfig, step: int) -> float:
@@ -70,7 +49,7 @@ def dit_loss(model, diffusion: GaussianDiffusion, pairs: PairedViews, cfg: DiTTr
     own slice, so a DDP run sees exactly the batches of one process with the global batch size.
     """
     net = model.module if hasattr(model, "module") else model
-    device = net.latent_mean.device
+    device = net.feature_mean.device
     rows, feats, poses, mask = pairs.sample_batch(cfg.batch_size * world, cfg.min_views, cfg.max_views, gen)
     pose_known = torch.rand(mask.shape, generator=gen) >= cfg.pose_dropout
     # always a tensor (all False when cfg dropout is off) so the null view stays in the graph, as DDP needs
@@ -85,6 +64,10 @@ def dit_loss(model, diffusion: GaussianDiffusion, pairs: PairedViews, cfg: DiTTr
                                    t=t, noise=noise)
 
 
+def run_kind(cfg: DiTTrainConfig | None) -> str:
+    return "train-wdit" if isinstance(cfg, WeightDiTTrainConfig) else "train-dit"
+
+
 def train_dit(
     pairs: PairedViews,
     cfg: DiTTrainConfig | None,
@@ -93,9 +76,12 @@ def train_dit(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
-) -> LatentDiT:
+    kind: str | None = None,
+) -> LatentDiT | WeightDiT:
     """Train (or resume) a DiT run in ``out``; returns the trained model (eval mode, on the CPU).
 
+    ``kind``: ``train-dit`` or ``train-wdit`` (default: from ``cfg``'s type; needed when resuming with
+    ``cfg`` None).
     ``provenance``: ``data_root`` and the facts ``generate`` needs (decoder run, encoder, views). With
     ``resume``, ``cfg`` None continues with the run's own settings; a given one is held to the resume rule.
     Under ``torchrun`` ``batch_size`` is per process: the global batch is ``batch_size × world_size``, each
@@ -112,13 +98,14 @@ def train_dit(
     if cfg is not None:
         model_cfg = dataclasses.replace(cfg.model, feature_dim=pairs.features.shape[-1])
         cfg = dataclasses.replace(cfg, model=model_cfg)
-    run = Run.start(out, "train-dit", cfg, data_root, list(pairs.obj_idx), resume,
+    kind = kind or run_kind(cfg)
+    run = Run.start(out, kind, cfg, data_root, list(pairs.obj_idx), resume,
                     {**facts, "world_size": world}, announce=is_main)
     if resume and run.obj_idx != list(pairs.obj_idx):
-        raise UserError(f"--resume {out}: the decoder run's shapes are not the ones this run trains on")
+        raise UserError(f"--resume {out}: the target run's shapes are not the ones this run trains on")
     cfg = run.config
     if is_main and world > 1:
-        print(f"train-dit: global batch {cfg.batch_size} x {world} processes = {cfg.batch_size * world}; the "
+        print(f"{kind}: global batch {cfg.batch_size} x {world} processes = {cfg.batch_size * world}; the "
               f"LR is not scaled with it (lr={cfg.lr}; set --set lr=... to scale it)")
     distributed.barrier()  # every rank has checked before rank 0 writes
     if is_main:
@@ -127,7 +114,7 @@ def train_dit(
 
     set_threads(cfg.threads, world)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = LatentDiT(cfg.model)
+    model = build_dit(cfg.model)
     model.set_statistics(pairs.latents, pairs.features.reshape(-1, pairs.features.shape[-1]).float())
     model.to(dev)
     pairs = pairs.to(dev)
@@ -145,7 +132,7 @@ def train_dit(
     log_rows = run.read_log(step) if is_main else []
     ddp_model = distributed.wrap_ddp(model, dist_info)
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="train-dit", disable=not (progress and is_main),
+    bar = tqdm(total=cfg.steps, initial=step, desc=kind, disable=not (progress and is_main),
                dynamic_ncols=True)
     t0 = time.perf_counter() - (float(log_rows[-1]["seconds"]) if log_rows else 0.0)
     # the EMA is linear in the losses, so each rank keeps its own on the device and their mean is the EMA
@@ -191,43 +178,10 @@ def train_dit(
         state = {k: v.cpu().contiguous() for k, v in model.state_dict().items()}
         write_bytes(out / "dit.safetensors", save(state))
         plot_loss(out / "loss.png", log_rows, {"loss": "loss", "loss_ema": "EMA"},
-                  ylabel="x0 MSE (standardised)", title="latent DiT training loss (eq. 4)")
+                  ylabel="x0 MSE (standardised)",
+                  title=f"{'weight-space' if kind == 'train-wdit' else 'latent'} DiT training loss (eq. 4)")
     distributed.barrier()
     return model.cpu().eval()
-
-
-def load_training_pairs(data_root: str | Path, decoder_run: str | Path, encoder: str,
-                        views: str = "renders", pool_groups: tuple[str, ...] | None = None) -> PairedViews:
-    """Latents of the auto-decoder run paired with the store's cached features/poses of the same shapes;
-    ``views="photo"`` pairs them with the photo pool (``encode --views photo``) instead of the renders,
-    optionally only some of its groups (:func:`~img2sdf.encoders.cache.pool_indices`)."""
-    from ..data.store import ShapeStore, shape_name
-    from ..encoders.cache import POOL_GROUPS, feature_set, pool_indices
-    from ..runs.load import load_decoder_run
-
-    store = ShapeStore(data_root)
-    run = load_decoder_run(decoder_run)
-    name = feature_set(encoder, views)
-    if not store.features_path(name).is_file():
-        flag = " --views photo" if views == "photo" else ""
-        raise UserError(f"{store.features_path(name)}: missing; run `img2sdf encode {data_root} --encoder "
-                        f"{encoder}{flag}`")
-    features, poses, meta = store.load_features(name)
-    obj_idx = [int(i) for i in run.obj_idx]
-    filled = meta.get("filled") or [bool(np.any(row)) for row in features]
-    missing = [i for i in obj_idx if i >= len(filled) or not filled[i]]
-    if missing:
-        raise UserError(f"{store.features_path(name)}: no features for {len(missing)} training shapes "
-                        f"(e.g. {shape_name(missing[0])}); "
-                        f"run `img2sdf encode {data_root} --encoder {encoder} --views {views}`")
-    cols = pool_indices(meta, tuple(pool_groups or POOL_GROUPS))
-    rows = np.asarray(obj_idx)[:, None]
-    return PairedViews(
-        latents=torch.as_tensor(run.latents).detach().float().cpu(),
-        features=torch.from_numpy(np.ascontiguousarray(features[rows, cols[None]])),
-        poses=torch.from_numpy(np.ascontiguousarray(poses[rows, cols[None]])).float(),
-        obj_idx=obj_idx,
-    )
 
 
 def train_dit_on_store(data_root: str | Path, decoder_run: str | Path, out: str | Path,
@@ -237,6 +191,22 @@ def train_dit_on_store(data_root: str | Path, decoder_run: str | Path, out: str 
     """:func:`train_dit` on a store's cached features and a decoder run's latents, recording in the run
     what ``generate`` needs (data root, decoder run, encoder, views). ``encoder`` None: the default or the
     only one encoded; ``views="auto"``: the photo pool when encoded, else the renders."""
+    return _train_on_store("train-dit", data_root, decoder_run, out, cfg, encoder, views, pool_groups,
+                           resume, progress, device)
+
+
+def train_wdit_on_store(data_root: str | Path, mlp_run: str | Path, out: str | Path,
+                        cfg: WeightDiTTrainConfig | None, encoder: str | None = None, views: str = "auto",
+                        pool_groups: tuple[str, ...] | None = None, resume: bool = False,
+                        progress: bool = True, device: str | None = None) -> tuple[WeightDiT, PairedViews]:
+    """The weight-space DiT (§3.2) on a store's cached features and a fit-mlps run's weights; as
+    :func:`train_dit_on_store` otherwise (the run records ``mlp_run`` instead of ``decoder_run``)."""
+    return _train_on_store("train-wdit", data_root, mlp_run, out, cfg, encoder, views, pool_groups, resume,
+                           progress, device)
+
+
+def _train_on_store(kind, data_root, target_run, out, cfg, encoder, views, pool_groups, resume, progress,
+                    device):
     from ..data.store import ShapeStore
     from ..encoders.cache import POOL_GROUPS, resolve_encoder, resolve_views
 
@@ -244,9 +214,10 @@ def train_dit_on_store(data_root: str | Path, decoder_run: str | Path, out: str 
     encoder = resolve_encoder(store, encoder)
     views = resolve_views(store, encoder, views)
     groups = tuple(pool_groups or POOL_GROUPS)
-    pairs = load_training_pairs(data_root, decoder_run, encoder, views, groups)
-    provenance = {"data_root": str(Path(data_root).resolve()),
-                  "decoder_run": str(Path(decoder_run).resolve()), "encoder": encoder, "views": views,
+    wdit = kind == "train-wdit"
+    load, key = (load_weight_pairs, "mlp_run") if wdit else (load_training_pairs, "decoder_run")
+    pairs = load(data_root, target_run, encoder, views, groups)
+    provenance = {"data_root": str(Path(data_root).resolve()), key: str(Path(target_run).resolve()),
+                  "encoder": encoder, "views": views,
                   **({"pool_groups": list(groups)} if views == "photo" else {})}
-    return train_dit(pairs, cfg, out, provenance, resume, progress, device), pairs
-
+    return train_dit(pairs, cfg, out, provenance, resume, progress, device, kind), pairs
