@@ -120,3 +120,43 @@ def test_train_wae_reports_section_4_numbers_and_meshes(family_runs, tmp_path):
     code = main(["mesh", str(out), "--shape", "1", "-o", str(tmp_path / "rec.ply"), "--resolution", "32"])
     assert code == (2 if "error" in m["per_shape"][1]["reconstructed"] else 0)
     assert main(["train-wae", "--mlps", str(family_runs["mlps"]), "--out", str(out), "--no-progress"]) == 2
+
+
+def test_study_families_trains_a_b_c_on_one_subset_and_scores_the_same_photos(family_runs, tmp_path, capsys):
+    out = tmp_path / "families"
+    sets = {"--fit-set": ("epochs=3", "threads=1", "points_per_shape=256"),
+            "--dit-set": ("steps=3", "batch_size=4", "model.d_model=32", "model.heads=2"),
+            "--mlps-set": ("epochs=2", "anchor_epochs=2", "eval_points=500", "lr=3e-4", "anchor_lr=3e-4"),
+            "--wdit-set": ("steps=2", "batch_size=4", "model.d_model=32"),
+            "--wae-set": ("epochs=2", "model.hidden=[32,32,32]", "model.latent_dim=8")}
+    args = ["study", "families", str(family_runs["data"]), "--out", str(out), "--n", "4", "--device", "cpu",
+            *[a for flag, values in sets.items() for v in values for a in (flag, v)],
+            *[f"--eval-arg={a}" for a in ("--max-shapes=2", "--resolution=16", "--points=500", "--views=1,2",
+                                          "--splits=test", "--pictures=2", "--no-progress")]]
+    assert main(args) == 0, capsys.readouterr()
+    printed = capsys.readouterr().out
+    res = json.loads((out / "families.json").read_text())
+    assert res["n_train"] == {"A": 4, "B": 4, "C": 4}  # one subset for every family
+    for views in ("1", "2"):
+        per_family = res["splits"]["test"][views]
+        assert set(per_family) == {"A", "B", "C", "sphere"}
+        for f in ("A", "B", "C"):
+            assert per_family[f]["n"] == 2 and per_family[f]["collapse"]["n_predictions"] == 2
+            assert 0 <= per_family[f]["chamfer_l1"] < 10
+    # the same held-out shapes for every family, each scored once per views setting
+    shapes = {(r["family"], r["views"]): sorted(x["obj_idx"] for x in res["shapes"]
+                                                if (x["family"], x["views"]) == (r["family"], r["views"]))
+              for r in res["shapes"]}
+    assert len(set(map(tuple, shapes.values()))) == 1 and len(shapes) == 6
+    b = Run.open(out / "B" / "dit", "train-dit")
+    assert b.facts["wae_run"] == str((out / "B" / "wae").resolve()) and b.config.model.latent_dim == 8
+    c = Run.open(out / "C" / "dit")
+    assert Run.open(out / "A" / "mlps", "fit-mlps").obj_idx == b.obj_idx == c.obj_idx
+    assert (out / "families.png").stat().st_size > 0 and "| test | 1 | A: weight DiT |" in (
+        out / "families.md").read_text()
+    assert "test 1 view(s) Chamfer-L1: A " in printed
+    # Family B's DiT meshes through the AE's decoder; rerunning reuses every finished stage
+    assert main(["mesh", str(out / "B" / "dit"), "--shape", str(b.obj_idx[0]), "-o", str(tmp_path / "b.ply"),
+                 "--resolution", "16"]) in (0, 2)
+    assert main(args) == 0 and "study families: C fit" not in capsys.readouterr().out
+    assert main([*args[:5], "--eval-arg=--bogus"]) == 2

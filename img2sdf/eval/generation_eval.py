@@ -157,7 +157,7 @@ def paired_interval(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> 
             "hi": float(np.percentile(means, 97.5)), "n": int(len(d))}
 
 
-class _Inputs:
+class PhotoInputs:
     """The conditioning of both protocols: features [B, K, D] (+ poses or None) for shapes and views."""
 
     def __init__(self, model, store, cfg: EvalGenConfig, out_dir: Path | None):
@@ -219,7 +219,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
     for p in cfg.protocols:
         if p not in PROTOCOLS:
             raise UserError(f"protocol {p!r}: choose from {', '.join(PROTOCOLS)}")
-    inputs = _Inputs(model, store, cfg, Path(out_dir) if out_dir else None)
+    inputs = PhotoInputs(model, store, cfg, Path(out_dir) if out_dir else None)
     pool, _, pool_meta = store.load_features(inputs.pool_name)
     cols = pool_indices(pool_meta, tuple(model.dit.info.get("pool_groups", POOL_GROUPS)))
     manifest = store.load_manifest()
@@ -421,7 +421,7 @@ def retrieve_nearest(query: np.ndarray, train: np.ndarray) -> np.ndarray:
     return cos.max(axis=3).mean(axis=1).argmax(axis=1)
 
 
-def _recall(model, inputs: _Inputs, protocol: str, cfg: EvalGenConfig) -> dict:
+def _recall(model, inputs: PhotoInputs, protocol: str, cfg: EvalGenConfig) -> dict:
     """§6.2's recall check: 1 view of up to ``recall_shapes`` training shapes → top-1 == own latent?
     Under ``photo`` the view is a new photo (a camera no training render used) through load_view."""
     n = len(model.train_obj_idx)

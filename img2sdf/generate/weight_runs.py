@@ -3,7 +3,8 @@
 - ``fit`` (Family C): the decoder with the shape's latent; ``fit-mlps`` (Family A, phase 1): its own MLP;
 - ``train-wae`` (Family B, §4.2): the MLP decode(encode(θ_I)) reconstructs;
 - ``train-wdit`` (Family A, §3.2): the MLP the DiT predicts from shape I's first 8 cached views (known poses);
-- ``train-dit``: the latent the DiT predicts the same way, through its decoder run.
+- ``train-dit``: the latent the DiT predicts the same way, through its decoder run (or, for Family B's
+  latent DiT on weight-AE latents, through the AE's decoder to an MLP).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def shape_source(run_dir: str | Path, device=None) -> ShapeSource:
     """The run's shapes as SDF functions, whatever kind of run ``run_dir`` holds."""
     from ..models.decoder import decoder_sdf_fn
     from ..models.mlp import mlp_sdf_fn
-    from ..runs.load import DiTRun, load_decoder_run, load_run
+    from ..runs.load import DiTRun, load_decoder_run, load_run, load_wae_run
     from ..runs.pairs import load_run_pairs
     from ..runs.run import Run
     from .predict import predict_from_views
@@ -50,6 +51,9 @@ def shape_source(run_dir: str | Path, device=None) -> ShapeSource:
         pred = predict_from_views(run, pairs, [pairs.obj_idx.index(i)])[0]
         if run.kind == "train-wdit":
             return mlp_sdf_fn(pred, run.config.model.mlp)
+        if "wae_run" in run.info:  # Family B: the AE decodes the predicted latent to an MLP
+            wae = load_wae_run(run.info["wae_run"])
+            return mlp_sdf_fn(wae.model.decode(pred[None])[0], wae.config.model.mlp)
         decoder = load_decoder_run(run.info["decoder_run"]).decoder
         return decoder_sdf_fn(decoder, pred)
 

@@ -96,6 +96,20 @@ def load_weight_pairs(data_root: str | Path, mlp_run: str | Path, encoder: str,
     return paired_views(data_root, run.weights, run.obj_idx, encoder, views, pool_groups)
 
 
+def load_wae_pairs(data_root: str | Path, wae_run: str | Path, encoder: str,
+                   views: str = "renders", pool_groups: tuple[str, ...] | None = None) -> PairedViews:
+    """A weight-AE run's latents (Family B's image-conditioned stage, §4) paired with the shapes' views."""
+    from safetensors import safe_open
+
+    path = Path(wae_run) / "latents.safetensors"
+    if not path.is_file():
+        raise UserError(f"{wae_run}: no latents.safetensors; finish `img2sdf train-wae` first")
+    with safe_open(path, "pt") as f:
+        obj_idx = [int(i) for i in f.metadata()["obj_idx"].split(",")]
+        latents = f.get_tensor("latents")
+    return paired_views(data_root, latents, obj_idx, encoder, views, pool_groups)
+
+
 def load_run_pairs(run) -> PairedViews:
     """The pairs a loaded :class:`~img2sdf.runs.load.DiTRun` was trained on, rebuilt from its config.json."""
     info = run.info
@@ -105,4 +119,6 @@ def load_run_pairs(run) -> PairedViews:
         raise UserError(f"{run.path}/config.json: no encoder recorded; cannot rebuild its training pairs")
     if run.kind == "train-wdit":
         return load_weight_pairs(info["data_root"], info["mlp_run"], info["encoder"], views, groups)
+    if "wae_run" in info:  # a latent DiT on a weight AE's latents (Family B)
+        return load_wae_pairs(info["data_root"], info["wae_run"], info["encoder"], views, groups)
     return load_training_pairs(info["data_root"], info["decoder_run"], info["encoder"], views, groups)
