@@ -160,3 +160,11 @@ def test_study_families_trains_a_b_c_on_one_subset_and_scores_the_same_photos(fa
                  "--resolution", "16"]) in (0, 2)
     assert main(args) == 0 and "study families: C fit" not in capsys.readouterr().out
     assert main([*args[:5], "--eval-arg=--bogus"]) == 2
+
+
+def test_generate_refuses_a_weight_dit_run_in_one_line(family_runs, tmp_path, capsys):
+    photo = family_runs["data"] / "renders" / "obj_0000" / "view_00.png"
+    assert main(["generate", str(photo), "--model", str(family_runs["wdit"]), "-o", str(tmp_path / "x.glb"),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a weight-space DiT run (Family A or B)" in err and len(err.splitlines()) == 1

@@ -77,6 +77,9 @@ class ImageToShape:
         if bundle is not None:
             dit_dir = bundle / "dit"
         dit = load_dit_run(dit_dir)
+        if dit.kind != "train-dit" or "wae_run" in dit.info:
+            raise UserError(f"{dit_dir}: a weight-space DiT run (Family A or B); `generate` takes a latent "
+                            f"DiT run of `img2sdf train-dit` (Family C); `study families` scores A and B")
         for key in ("decoder_run", "data_root", "encoder"):
             if key not in dit.info:
                 raise UserError(f"{dit_dir}/config.json: no {key!r}; not written by `img2sdf train-dit`")

@@ -31,6 +31,19 @@ def _row(run_dir: Path, obj_idx: list[int], i: int) -> int:
     return obj_idx.index(i)
 
 
+def final_or_checkpoint(run_dir: Path, final: str, name: str) -> dict[str, torch.Tensor]:
+    """The state dict of a run's final weights file, or of model ``name`` in its newest checkpoint (an
+    interrupted run); a one-line error when it has neither."""
+    from safetensors.torch import load_file
+
+    if (run_dir / final).is_file():
+        return load_file(run_dir / final)
+    ckpt = load_checkpoint(run_dir)
+    if ckpt is None:
+        raise UserError(f"{run_dir}: no {final} and no checkpoint; the training never saved (resume it)")
+    return model_state(ckpt, name)
+
+
 @dataclass
 class DecoderRun:
     """A fitted auto-decoder: decoder in eval mode, latents [N, D] (row i ↔ manifest ``obj_idx[i]``)."""
@@ -110,7 +123,6 @@ class DiTRun:
 
 def load_dit_run(run_dir: str | Path) -> DiTRun:
     """``DITRUN/dit.safetensors`` (or the newest checkpoint of an unfinished run) for inference."""
-    from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
@@ -119,14 +131,7 @@ def load_dit_run(run_dir: str | Path) -> DiTRun:
     if run.kind not in DIT_KINDS:
         raise UserError(f"{run_dir}: a {run.kind!r} run, not a DiT run (train-dit or train-wdit)")
     model = build_dit(run.config.model)
-    if (run_dir / "dit.safetensors").is_file():
-        state = load_file(run_dir / "dit.safetensors")
-    else:
-        ckpt = load_checkpoint(run_dir)
-        if ckpt is None:
-            raise UserError(f"{run_dir}: no dit.safetensors and no checkpoint; the training never saved")
-        state = model_state(ckpt, "dit")
-    model.load_state_dict(state)
+    model.load_state_dict(final_or_checkpoint(run_dir, "dit.safetensors", "dit"))
     info = {**run.facts, "data_root": str(run.data_root), "obj_idx": run.obj_idx}
     return DiTRun(model.eval(), run.config, GaussianDiffusion(run.config.timesteps), info, run_dir, run.kind)
 
@@ -236,19 +241,11 @@ class WAERun:
 
 def load_wae_run(run_dir: str | Path) -> WAERun:
     """``ARUN/wae.safetensors`` (or the newest checkpoint of an unfinished run) and its fit-mlps run."""
-    from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
     run = Run.open(run_dir, "train-wae")
     model = WeightAE(run.config.model)
-    if (run_dir / "wae.safetensors").is_file():
-        state = load_file(run_dir / "wae.safetensors")
-    else:
-        ckpt = load_checkpoint(run_dir)
-        if ckpt is None:
-            raise UserError(f"{run_dir}: no wae.safetensors and no checkpoint; run or resume train-wae")
-        state = model_state(ckpt, "wae")
-    model.load_state_dict(state)
+    model.load_state_dict(final_or_checkpoint(run_dir, "wae.safetensors", "wae"))
     mlps = load_mlp_run(run.facts["mlp_run"])
     return WAERun(run_dir, model.eval().requires_grad_(False), run.config, mlps, run.facts)
 
