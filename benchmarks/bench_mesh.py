@@ -3,6 +3,8 @@
 For each field — a thin analytic torus and, with ``--run``, a fitted decoder's shape — both grids are built
 at ``--resolution`` and meshed with the same marching cubes. Reported: SDF evaluations and wall time of
 each, their ratios, and the Chamfer-L1 / F-score@1 % between the two meshes (the surface-metrics protocol).
+With ``--run`` also the decoder's points/s by evaluation chunk (``decoder_sdf_fn(chunk=...)``), interleaved
+repeats in the same run: its default chunk against the others.
 
     python benchmarks/bench_mesh.py [--run RUN --shape K] [--resolution 256] [--threads 2]
 
@@ -43,6 +45,20 @@ def compare(name: str, sdf_fn, resolution: int) -> dict:
             "watertight": bool(ours.is_watertight)}
 
 
+def chunk_throughput(decoder, latent, chunks=(2048, 8192, 65536), points: int = 131072, repeats: int = 3
+                     ) -> dict:
+    """Median decoder points/s per evaluation chunk, repeats interleaved so load drifts hit every chunk."""
+    pts = (np.random.default_rng(0).random((points, 3), dtype=np.float32) * 2 - 1)
+    rates: dict[int, list[float]] = {c: [] for c in chunks}
+    for _ in range(repeats):
+        for c in chunks:
+            fn = decoder_sdf_fn(decoder, latent, chunk=c)
+            t = time.perf_counter()
+            fn(pts)
+            rates[c].append(points / (time.perf_counter() - t))
+    return {c: float(np.median(r)) for c, r in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +79,12 @@ def main() -> None:
         latent = run.latents[run.obj_idx.index(obj)]
         fields.append((f"decoder_{run.config.preset}_obj_{obj:04d}", decoder_sdf_fn(run.decoder, latent)))
     results = [compare(name, fn, args.resolution) for name, fn in fields]
+    if args.run:
+        rates = chunk_throughput(run.decoder, latent)
+        default = decoder_sdf_fn.__defaults__[0]
+        print(json.dumps({"decoder_points_per_s_by_chunk": {str(c): round(r) for c, r in rates.items()},
+                          "default_chunk": default,
+                          "default_over_65536": round(rates.get(default, float("nan")) / rates[65536], 2)}))
     for r in results:
         print(json.dumps(r))
     print(json.dumps({"benchmark": "mesh", "resolution": args.resolution, "threads": args.threads,

@@ -100,7 +100,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def decoder_sdf_fn(decoder: torch.nn.Module, latent: torch.Tensor,
-                   chunk: int = 65536) -> Callable[[np.ndarray], np.ndarray]:
+                   chunk: int = 8192) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap f_φ(z, ·) as a numpy SDF function (points [N, 3] → sdf [N]), in chunks without gradients."""
     device = next(decoder.parameters()).device
     z = latent.detach().reshape(1, -1).to(device)
