@@ -16,7 +16,6 @@ Every stage is a run folder under ``OUT/`` and is reused when finished, resumed 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +110,7 @@ class _Family:
 
     def __init__(self, name: str, dit_dir: Path, device):
         from ..runs.load import load_decoder_run, load_dit_run, load_wae_run
+        from ..runs.pairs import load_run_pairs
 
         self.name = name
         self.dit = load_dit_run(dit_dir).to(device)
@@ -119,8 +119,6 @@ class _Family:
             self.wae = load_wae_run(self.dit.info["wae_run"])
         elif name == "C":
             self.decoder = load_decoder_run(self.dit.info["decoder_run"]).decoder.to(device)
-        from ..runs.pairs import load_run_pairs
-
         self.train_targets = load_run_pairs(self.dit).latents.double().numpy()
 
     def sdf_fn(self, target: torch.Tensor):
@@ -267,4 +265,4 @@ def run_families(data: Path, out: Path, cfg: FamiliesConfig, configs: dict, enco
                  device: str | None = None, progress: bool = True) -> dict:
     """:func:`train_families` then :func:`evaluate_families`."""
     dits = train_families(data, out, cfg, configs, encoder, device, progress)
-    return evaluate_families(out, dits, dataclasses.replace(cfg), device, progress)
+    return evaluate_families(out, dits, cfg, device, progress)
