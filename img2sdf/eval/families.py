@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data.store import ShapeStore, shape_name
 from ..errors import UserError
@@ -72,7 +71,8 @@ def train_families(data: Path, out: Path, cfg: FamiliesConfig, configs: dict, en
     stage("C train-dit", c_dit / "dit.safetensors", c_dit,
           lambda resume: train_dit_on_store(store.root, c_dec, c_dit, configs["train-dit"], encoder,
                                             resume=resume, progress=progress, device=device))
-    encoder = _facts(c_dit)["encoder"]
+    facts = _facts(c_dit)
+    encoder, views, groups = facts["encoder"], facts["views"], tuple(facts.get("pool_groups") or ()) or None
     mlps, a_dit = out / "A" / "mlps", out / "A" / "wdit"
     stage("A fit-mlps", mlps / "weights.safetensors", mlps,
           lambda resume: fit_mlps(store.root, mlps, configs["fit-mlps"], resume=resume, device=device,
@@ -84,8 +84,6 @@ def train_families(data: Path, out: Path, cfg: FamiliesConfig, configs: dict, en
     stage("B train-wae", wae / "latents.safetensors", wae,
           lambda resume: train_wae_on_run(mlps, configs["train-wae"], wae, resume=resume, progress=progress,
                                           device=device))
-    facts = _facts(c_dit)
-    views, groups = facts["views"], tuple(facts.get("pool_groups") or ()) or None
 
     def train_b(resume: bool) -> None:
         pairs = load_wae_pairs(store.root, wae, encoder, views, groups)
@@ -106,31 +104,17 @@ def _facts(run_dir: Path) -> dict:
 
 
 class _Family:
-    """One family's DiT and the map from its sampled target to an SDF function."""
+    """One family's DiT, its training targets and the map from a sampled target to an SDF function."""
 
     def __init__(self, name: str, dit_dir: Path, device):
-        from ..runs.load import load_decoder_run, load_dit_run, load_wae_run
+        from ..generate.weight_runs import target_sdf
+        from ..runs.load import load_dit_run
         from ..runs.pairs import load_run_pairs
 
         self.name = name
         self.dit = load_dit_run(dit_dir).to(device)
-        self.wae = self.decoder = None
-        if name == "B":
-            self.wae = load_wae_run(self.dit.info["wae_run"])
-        elif name == "C":
-            self.decoder = load_decoder_run(self.dit.info["decoder_run"]).decoder.to(device)
+        self.sdf_fn = target_sdf(self.dit, device)
         self.train_targets = load_run_pairs(self.dit).latents.double().numpy()
-
-    def sdf_fn(self, target: torch.Tensor):
-        from ..models.decoder import decoder_sdf_fn
-        from ..models.mlp import mlp_sdf_fn
-
-        if self.name == "A":
-            return mlp_sdf_fn(target, self.dit.config.model.mlp)
-        if self.name == "B":
-            with torch.no_grad():
-                return mlp_sdf_fn(self.wae.model.decode(target[None].float())[0], self.wae.config.model.mlp)
-        return decoder_sdf_fn(self.decoder, target)
 
 
 def evaluate_families(out: Path, dits: dict[str, Path], cfg: FamiliesConfig, device: str | None = None,

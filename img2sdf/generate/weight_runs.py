@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError
 
 
@@ -24,11 +26,33 @@ class ShapeSource:
     sdf_fn: Callable[[int], Callable]  # obj_idx → numpy SDF function
 
 
-def shape_source(run_dir: str | Path, device=None) -> ShapeSource:
-    """The run's shapes as SDF functions, whatever kind of run ``run_dir`` holds."""
+def target_sdf(run, device=None) -> Callable[[torch.Tensor], Callable]:
+    """For a loaded DiT run, the map from one sampled target to a numpy SDF function: MLP weights (Family A),
+    an AE latent decoded to MLP weights (Family B, the run names a ``wae_run``) or a latent through the
+    decoder run (Family C). The AE or decoder is loaded once, here."""
     from ..models.decoder import decoder_sdf_fn
     from ..models.mlp import mlp_sdf_fn
-    from ..runs.load import DiTRun, load_decoder_run, load_run, load_wae_run
+    from ..runs.load import load_decoder_run, load_wae_run
+
+    if run.kind == "train-wdit":
+        return lambda target: mlp_sdf_fn(target, run.config.model.mlp)
+    if "wae_run" in run.info:
+        wae = load_wae_run(run.info["wae_run"])
+
+        def decoded(target: torch.Tensor):
+            with torch.no_grad():
+                return mlp_sdf_fn(wae.model.decode(target[None].float())[0], wae.config.model.mlp)
+
+        return decoded
+    decoder = load_decoder_run(run.info["decoder_run"]).decoder
+    if device is not None:
+        decoder.to(device)
+    return lambda target: decoder_sdf_fn(decoder, target)
+
+
+def shape_source(run_dir: str | Path, device=None) -> ShapeSource:
+    """The run's shapes as SDF functions, whatever kind of run ``run_dir`` holds."""
+    from ..runs.load import DiTRun, load_run
     from ..runs.pairs import load_run_pairs
     from ..runs.run import Run
     from .predict import predict_from_views
@@ -44,17 +68,11 @@ def shape_source(run_dir: str | Path, device=None) -> ShapeSource:
         return ShapeSource(kind, list(run.obj_idx), run.config.preset, run.sdf_fn)
     run.to("cpu")  # the cached views live on the CPU
     pairs = load_run_pairs(run)
+    to_sdf = target_sdf(run)
 
     def predicted(i: int):
         if i not in pairs.obj_idx:
             raise UserError(f"shape {i}: not a training shape of {run_dir}")
-        pred = predict_from_views(run, pairs, [pairs.obj_idx.index(i)])[0]
-        if run.kind == "train-wdit":
-            return mlp_sdf_fn(pred, run.config.model.mlp)
-        if "wae_run" in run.info:  # Family B: the AE decodes the predicted latent to an MLP
-            wae = load_wae_run(run.info["wae_run"])
-            return mlp_sdf_fn(wae.model.decode(pred[None])[0], wae.config.model.mlp)
-        decoder = load_decoder_run(run.info["decoder_run"]).decoder
-        return decoder_sdf_fn(decoder, pred)
+        return to_sdf(predict_from_views(run, pairs, [pairs.obj_idx.index(i)])[0])
 
     return ShapeSource(run.kind, list(pairs.obj_idx), run.config.preset, predicted)
