@@ -3,7 +3,8 @@ photos of meshes that do not come from the synthetic generator.
 
 Cold start (issue 9 target: ≤ 4 s at 128³): ``img2sdf generate photo.png -o out.glb`` as a fresh process —
 imports, SHA-256 check, load, encode, DDIM, marching cubes, GLB write — median of ``--repeats`` runs; in the
-same run the in-process time of a loaded model on the same photo (what start-up costs is the difference).
+same run the in-process time of a loaded model on the same photo (what start-up costs is the difference)
+and the import floor: a process that only imports torch, trimesh and scikit-image.
 
 Gallery (``--gallery PNG``): meshes built here with trimesh (a capsule, a mug, a CAD-like L-bracket of two
 boxes, a rocket of a cone on a cylinder, a ring, a sphere + torus), normalised like ``prepare`` does, each
@@ -78,6 +79,18 @@ def cold_start(model: str | None, photo: Path, out: Path, repeats: int) -> dict:
     return {"cold_start_s_median": statistics.median(seconds), "cold_start_s": seconds}
 
 
+def import_floor(repeats: int) -> float:
+    """Median seconds of a process that only imports what ``generate`` needs (torch, trimesh, scikit-image):
+    the part of a cold start no change to img2sdf can remove."""
+    code = "import torch, trimesh, skimage.measure, img2sdf.generate.pipeline"
+    seconds = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        seconds.append(time.perf_counter() - t)
+    return statistics.median(seconds)
+
+
 def gallery(model, meshes: dict, data: str | None, path: Path, workdir: Path) -> list[dict]:
     from PIL import Image
 
@@ -138,6 +151,7 @@ def main() -> None:
         work = Path(d)
         photo = photograph(meshes["mug"], work, 100)
         cold = cold_start(args.model, photo, work / "out.glb", args.repeats)
+        floor = import_floor(args.repeats)
         model = ImageToShape.load(args.model)
         view = load_view(photo)[None]
         model.generate(view, seed=0)  # warm-up
@@ -147,6 +161,8 @@ def main() -> None:
         print(json.dumps({"benchmark": "pretrained_generate", "resolution": 128, **cold,
                           "warm_in_process_s": warm, "warm_stages_s": result.timings,
                           "start_up_share": 1 - warm / cold["cold_start_s_median"],
+                          "import_floor_s": floor,
+                          "import_floor_share": floor / cold["cold_start_s_median"],
                           "load_average": os.getloadavg()[0]}), flush=True)
         if args.gallery:
             rows = gallery(model, meshes, args.data, args.gallery, work)

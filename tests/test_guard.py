@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import trimesh
 from test_generate import tiny_runs  # noqa: F401  (the shared tiny store + decoder + DiT fixture)
 
@@ -34,6 +35,19 @@ def test_latent_guard_calibrates_on_the_training_latents_and_projects_back():
     step = np.zeros(16)
     step[0] = 3 * scales[-1]
     assert guard.check(guard.mean + step).off_range
+
+
+def test_leave_one_out_limit_is_the_farthest_held_out_latent():
+    """The closed-form, batched leave-one-out equals refitting the guard without each latent in turn."""
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(30, 8)) * np.linspace(0.3, 3.0, 8) + 5.0
+    guard = LatentGuard(train)
+    explicit = 0.0
+    for i in range(len(train)):
+        rest = LatentGuard(np.delete(train, i, axis=0), shrinkage=guard.shrinkage)
+        explicit = max(explicit, float(rest.distance(train[i])[0]))
+    assert guard.limit == pytest.approx(explicit, rel=1e-9)
+    assert guard._leave_one_out(train, batch=7) == pytest.approx(explicit, rel=1e-9)  # across batches
 
 
 def test_mesh_flags_name_box_filling_tiny_and_fragmented_meshes():

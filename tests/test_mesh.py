@@ -33,6 +33,36 @@ def test_mesh_lies_on_the_analytic_surface():
     assert mesh.volume == pytest.approx(true_volume, rel=0.05)
 
 
+def capsule_sdf(p: np.ndarray, a, b, r: float) -> np.ndarray:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    t = np.clip((p - a) @ (b - a) / ((b - a) @ (b - a)), 0.0, 1.0)
+    return np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1) - r
+
+
+def ball_with_a_wire(p: np.ndarray) -> np.ndarray:
+    """A ball with a wire (radius 0.012, under half a 64³ cell) leaving it, plus a speck of the same radius
+    centred in a 64³ cell: only 128³ vertices fall inside it."""
+    p = p.astype(np.float64)
+    ball = analytic.sphere_sdf(p - np.array([-0.4, 0.0, 0.0]), 0.3)
+    wire = capsule_sdf(p, (-0.2, 0.01, 0.003), (0.8, 0.37, 0.23), 0.012)
+    speck = analytic.sphere_sdf(p - np.array([-1 + 41.5 / 32, -1 + 12.5 / 32, -1 + 16.5 / 32]), 0.012)
+    return np.minimum(np.minimum(ball, wire), speck).astype(np.float32)
+
+
+def test_refinement_follows_a_wire_the_coarser_grids_miss():
+    """The 64³ grid sees the wire only in pieces; the 128³ mesh must still have all of it (surface
+    following), equal to the dense grid's mesh, and keep="all" must also find the speck."""
+    sparse, dense = sparse_grid(ball_with_a_wire, 128), dense_grid(ball_with_a_wire, 128)
+    assert sparse.evaluations * 8 < dense.evaluations
+    a, b = grid_to_mesh(sparse), grid_to_mesh(dense)
+    assert len(a.faces) == len(b.faces) and np.allclose(np.sort(a.vertices, 0), np.sort(b.vertices, 0))
+    assert a.bounds[1, 0] > 0.8  # the wire's far end
+    everything = sparse_grid(ball_with_a_wire, 128, thorough=True)
+    c, d = grid_to_mesh(everything, keep="all"), grid_to_mesh(dense, keep="all")
+    assert c.body_count == d.body_count == 2
+    assert len(c.faces) == len(d.faces) and np.allclose(np.sort(c.vertices, 0), np.sort(d.vertices, 0))
+
+
 class SphereField(torch.nn.Module):
     """An analytic field with the decoder's call signature: |p - c| - r with (c, r) read from the latent."""
 

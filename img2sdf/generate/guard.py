@@ -56,15 +56,30 @@ class LatentGuard:
 
     def _covariance(self, z: np.ndarray) -> np.ndarray:
         c = np.cov(z, rowvar=False) if len(z) > 1 else np.eye(z.shape[1])
-        diag = np.diag(np.diag(c)) + 1e-8 * np.eye(len(c))
+        return self._shrink(c)
+
+    def _shrink(self, c: np.ndarray) -> np.ndarray:
+        """(1 − λ) C + λ diag(C) for one covariance [d, d] or a batch [B, d, d]."""
+        d = c.shape[-1]
+        diag = np.diagonal(c, axis1=-2, axis2=-1)[..., None] * np.eye(d) + 1e-8 * np.eye(d)
         return (1 - self.shrinkage) * c + self.shrinkage * diag
 
-    def _leave_one_out(self, z: np.ndarray) -> float:
+    def _leave_one_out(self, z: np.ndarray, batch: int = 256) -> float:
+        """The largest distance of a training latent to the other N − 1 (their mean and shrunk covariance).
+
+        Without latent i, with u = zᵢ − mean: the mean moves by −u/(N−1), so zᵢ sits n/(N−1)·u from it,
+        and the scatter matrix loses N/(N−1)·u uᵀ; the N covariances are then shrunk and solved in batches
+        (one matrix inverse per shape, in one LAPACK call per batch)."""
+        n = len(z)
+        u = z - z.mean(0)
+        scatter = u.T @ u
         far = 0.0
-        for i in range(len(z)):
-            rest = np.delete(z, i, axis=0)
-            delta = z[i] - rest.mean(0)
-            far = max(far, float(np.sqrt(delta @ np.linalg.inv(self._covariance(rest)) @ delta)))
+        for s in range(0, n, batch):
+            ub = u[s:s + batch]
+            cov = (scatter - n / (n - 1) * ub[:, :, None] * ub[:, None, :]) / (n - 2)
+            delta = n / (n - 1) * ub
+            sol = np.linalg.solve(self._shrink(cov), delta[..., None])[..., 0]
+            far = max(far, float(np.sqrt(np.max(np.einsum("bi,bi->b", delta, sol)))))
         return far
 
     def distance(self, latent: np.ndarray) -> np.ndarray:

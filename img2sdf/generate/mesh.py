@@ -1,14 +1,24 @@
 """SDF → mesh: coarse-to-fine grid evaluation and marching cubes (the paper's meshes, §5.3).
 
 A dense 256³ grid costs 257³ ≈ 17 M decoder evaluations, nearly all far from the surface. Instead the
-field is evaluated on a coarse grid, and each refinement (×2) re-evaluates only the fine vertices of cells
-that may hold surface: a sign change among the cell's corners or a corner with |s| < ``margin`` × the cell
-diagonal (an SDF is 1-Lipschitz, so a cell whose corners all sit farther than its diagonal has no surface;
-the margin covers a learned field that is only approximately Lipschitz). Every other fine vertex takes the
-trilinear interpolation of the coarse values, which keeps its sign. Marching cubes (scikit-image) then runs
-on the full fine grid, padded with a positive border so the surface is closed even where it touches the
-bounding box. By default only the largest connected component is kept (``keep="largest"``): the output is
-one watertight mesh and floaters of a learned field are dropped; ``keep="all"`` keeps every component.
+field is evaluated on a coarse grid and refined ×2 at a time, re-evaluating only the fine vertices of cells
+that hold surface; every other fine vertex takes the trilinear interpolation of the coarse values, which
+keeps its sign. Which cells are refined:
+
+- the first refinement takes every cell with a sign change among its corners or a corner with
+  |s| < ``margin`` × the cell diagonal. For a 1-Lipschitz field every point of a cell lies within half the
+  diagonal of a corner, so ``margin`` = 0.5 finds every surface the first fine grid can show;
+- later ones take the cells with a sign change, then **follow the surface**: a fine cell the surface
+  crosses that still has an interpolated corner means the surface left the refined cells, so its coarse
+  cell is refined too, until the surface closes. Every triangle therefore comes from evaluated vertices,
+  and a part that the previous level already showed is never cut off. Only specks smaller than a cell of
+  the first fine grid (1/32 of the box at 128³) that no coarser vertex saw can be missed, and only
+  ``thorough=True`` (used by ``keep="all"``) keeps the margin at every level to find those too.
+
+Marching cubes (scikit-image) then runs on the full fine grid, padded with a positive border so the
+surface is closed even where it touches the bounding box. By default only the largest connected
+component is kept (``keep="largest"``): the output is one watertight mesh and floaters of a learned field
+are dropped; ``keep="all"`` keeps every component.
 """
 
 from __future__ import annotations
@@ -63,7 +73,7 @@ def dense_grid(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0) -> SDFG
 
 
 def sparse_grid(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, coarse: int | None = None,
-                margin: float = 1.5) -> SDFGrid:
+                margin: float = 0.5, thorough: bool = False) -> SDFGrid:
     """Coarse-to-fine evaluation up to ``resolution`` cells per axis (see the module docstring)."""
     coarse = coarse or default_coarse(resolution)
     levels = resolution // coarse
@@ -71,29 +81,48 @@ def sparse_grid(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, coarse
         raise UserError(f"resolution {resolution} must be the coarse resolution {coarse} times a power of 2")
     grid = dense_grid(sdf_fn, coarse, bound)
     values, evaluations = grid.values, grid.evaluations
-    known = np.ones(values.shape, dtype=bool)
+    known = np.ones(values.shape, dtype=bool)  # vertices whose value is the field's, not interpolated
     r = coarse
     while r < resolution:
+        lo, hi = _cell_range(values)
         cell_diag = np.sqrt(3.0) * 2.0 * bound / r
-        corners = np.stack([values[a:a + r, b:b + r, c:c + r]
-                            for a, b, c in itertools.product((0, 1), repeat=3)])
-        near = (corners.min(0) <= 0) & (corners.max(0) >= 0) | (np.abs(corners).min(0) < margin * cell_diag)
+        near = (lo <= 0) & (hi >= 0)
+        if r == coarse or thorough:  # also cells near the surface: parts the coarser grid did not show
+            near |= np.minimum(np.abs(lo), np.abs(hi)) < margin * cell_diag
         fine = 2 * r
         values = torch.nn.functional.interpolate(torch.from_numpy(values)[None, None], size=(fine + 1,) * 3,
                                                  mode="trilinear", align_corners=True)[0, 0].numpy()
         fine_known = np.zeros(values.shape, dtype=bool)
         fine_known[::2, ::2, ::2] = known
-        need = np.zeros(values.shape, dtype=bool)
-        for a, b, c in itertools.product(range(3), repeat=3):  # the 3×3×3 fine vertices of each near cell
-            need[a:a + fine:2, b:b + fine:2, c:c + fine:2] |= near
-        need &= ~fine_known
-        pts = _vertices(np.argwhere(need), 2.0 * bound / fine, bound)
-        if len(pts):
-            values[need] = np.asarray(sdf_fn(pts), dtype=np.float32)
-        evaluations += len(pts)
-        known = fine_known | need
+        known, refined = fine_known, np.zeros_like(near)
+        while near.any():  # refine, then follow the surface out of the refined cells until it closes
+            refined |= near
+            need = np.zeros(values.shape, dtype=bool)
+            for a, b, c in itertools.product(range(3), repeat=3):  # the 3×3×3 fine vertices of each cell
+                need[a:a + fine:2, b:b + fine:2, c:c + fine:2] |= near
+            need &= ~known
+            if need.any():
+                values[need] = np.asarray(sdf_fn(_vertices(np.argwhere(need), 2.0 * bound / fine, bound)),
+                                          dtype=np.float32)
+                evaluations += int(need.sum())
+                known |= need
+            # a fine cell that the surface crosses but that has an interpolated corner: the surface left
+            lo, hi = _cell_range(values)
+            escaped = (lo <= 0) & (hi >= 0) & ~_cell_range(known)[0]
+            near = escaped.reshape(r, 2, r, 2, r, 2).any(axis=(1, 3, 5)) & ~refined
         r = fine
     return SDFGrid(values, bound, evaluations)
+
+
+def _cell_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max over the 8 corners of every cell of a vertex grid [R+1]³ → two [R]³ arrays."""
+    r = values.shape[0] - 1
+    lo, hi = values[:r, :r, :r].copy(), values[:r, :r, :r].copy()
+    for a, b, c in itertools.product((0, 1), repeat=3):
+        corner = values[a:a + r, b:b + r, c:c + r]
+        np.minimum(lo, corner, out=lo)
+        np.maximum(hi, corner, out=hi)
+    return lo, hi
 
 
 def grid_to_mesh(grid: SDFGrid, keep: str = "largest") -> trimesh.Trimesh:
@@ -133,7 +162,7 @@ def mesh_sdf(sdf_fn: SDFFunction, resolution: int = 128, bound: float = 1.0, coa
              keep: str = "largest") -> trimesh.Trimesh:
     """Mesh the zero level set of any SDF function (a decoder's shape, a per-shape MLP) like
     :func:`extract_mesh`."""
-    grid = sparse_grid(sdf_fn, resolution, bound, coarse)
+    grid = sparse_grid(sdf_fn, resolution, bound, coarse, thorough=keep == "all")
     mesh = grid_to_mesh(grid, keep)
     mesh.metadata["sdf_evaluations"] = grid.evaluations
     return mesh

@@ -48,7 +48,7 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada[1].bias)
 
     def forward(self, x, c, views, pad_mask):
-        # x [B, T, d] target tokens; c [B, d] timestep embedding; views [B, K, d]; pad_mask [B, K] True = pad
+        # x [B, T, d] target tokens; c [B, d] timestep embedding; views [B, K, d]; pad_mask [B, K] True = pad, or None
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)
         h = modulate(self.norm1(x), shift1, scale1)
         x = x + gate1[:, None] * self.self_attn(h, h, h, need_weights=False)[0]
@@ -87,8 +87,10 @@ class ViewConditionedDiT(nn.Module):
         self.feature_std.copy_(features.std(0).clamp_min(1e-6))
 
     def view_tokens(self, features, poses=None, view_mask=None, pose_known=None, drop_cond=None):
-        """features [B, K, D] (raw encoder output), poses [B, K, 4, 4] or None (unknown) → tokens, pad."""
+        """features [B, K, D] (raw encoder output), poses [B, K, 4, 4] or None (unknown) → tokens [B, K, d]
+        and the padding mask [B, K] (True = pad; None when every view is real)."""
         b, k, _ = features.shape
+        all_views = view_mask is None and drop_cond is None  # no padding: attention needs no mask
         if view_mask is None:
             view_mask = torch.ones(b, k, dtype=torch.bool, device=features.device)
         feats = (features.float() - self.feature_mean) / self.feature_std
@@ -100,7 +102,8 @@ class ViewConditionedDiT(nn.Module):
             first[0] = True
             tokens = torch.where(drop_cond[:, None, None], self.null_view.expand_as(tokens), tokens)
             view_mask = torch.where(drop_cond[:, None], first.expand(b, k), view_mask)
-        return tokens, ~view_mask
+        # key_padding_mask=None also skips torch's mask check, whose first call imports sympy (~1.4 s)
+        return tokens, None if all_views else ~view_mask
 
     def trunk(self, x, t, features, poses=None, view_mask=None, pose_known=None, drop_cond=None):
         """Target tokens x [B, T, d] at timesteps t [B] → output tokens [B, T, d] (final AdaLN applied)."""
