@@ -97,29 +97,38 @@ def sparse_grid(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, coarse
         known, refined = fine_known, np.zeros_like(near)
         while near.any():  # refine, then follow the surface out of the refined cells until it closes
             refined |= near
-            need = np.zeros(values.shape, dtype=bool)
+            # work in the box of the cells to refine plus one cell around: the surface can only leave them
+            # into a neighbour
+            cells = np.argwhere(near)
+            c0, c1 = np.maximum(cells.min(0) - 1, 0), np.minimum(cells.max(0) + 2, r)
+            box = tuple(slice(a, b) for a, b in zip(c0, c1, strict=True))
+            fine_box = tuple(slice(2 * a, 2 * b + 1) for a, b in zip(c0, c1, strict=True))
+            n = c1 - c0
+            need = np.zeros(2 * n + 1, dtype=bool)
             for a, b, c in itertools.product(range(3), repeat=3):  # the 3×3×3 fine vertices of each cell
-                need[a:a + fine:2, b:b + fine:2, c:c + fine:2] |= near
-            need &= ~known
+                need[a:a + 2 * n[0]:2, b:b + 2 * n[1]:2, c:c + 2 * n[2]:2] |= near[box]
+            box_values, box_known = values[fine_box], known[fine_box]  # views
+            need &= ~box_known
             if need.any():
-                values[need] = np.asarray(sdf_fn(_vertices(np.argwhere(need), 2.0 * bound / fine, bound)),
-                                          dtype=np.float32)
-                evaluations += int(need.sum())
-                known |= need
+                pts = _vertices(np.argwhere(need) + 2 * c0, 2.0 * bound / fine, bound)
+                box_values[need] = np.asarray(sdf_fn(pts), dtype=np.float32)
+                evaluations += len(pts)
+                box_known |= need
             # a fine cell that the surface crosses but that has an interpolated corner: the surface left
-            lo, hi = _cell_range(values)
-            escaped = (lo <= 0) & (hi >= 0) & ~_cell_range(known)[0]
-            near = escaped.reshape(r, 2, r, 2, r, 2).any(axis=(1, 3, 5)) & ~refined
+            lo, hi = _cell_range(box_values)
+            escaped = (lo <= 0) & (hi >= 0) & ~_cell_range(box_known)[0]
+            near = np.zeros_like(refined)
+            near[box] = escaped.reshape(n[0], 2, n[1], 2, n[2], 2).any(axis=(1, 3, 5)) & ~refined[box]
         r = fine
     return SDFGrid(values, bound, evaluations)
 
 
 def _cell_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max over the 8 corners of every cell of a vertex grid [R+1]³ → two [R]³ arrays."""
-    r = values.shape[0] - 1
-    lo, hi = values[:r, :r, :r].copy(), values[:r, :r, :r].copy()
-    for a, b, c in itertools.product((0, 1), repeat=3):
-        corner = values[a:a + r, b:b + r, c:c + r]
+    """Min and max over the 8 corners of every cell of a vertex grid [A+1, B+1, C+1] → two [A, B, C]."""
+    a, b, c = (n - 1 for n in values.shape)
+    lo, hi = values[:a, :b, :c].copy(), values[:a, :b, :c].copy()
+    for i, j, k in itertools.product((0, 1), repeat=3):
+        corner = values[i:i + a, j:j + b, k:k + c]
         np.minimum(lo, corner, out=lo)
         np.maximum(hi, corner, out=hi)
     return lo, hi

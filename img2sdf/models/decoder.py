@@ -104,7 +104,7 @@ def decoder_sdf_fn(decoder: torch.nn.Module, latent: torch.Tensor,
     """Wrap f_φ(z, ·) as a numpy SDF function (points [N, 3] → sdf [N]), in chunks without gradients.
 
     Points go in as one shape's [1, P, 3] batch, so the latent's share of the input layers is computed once
-    per chunk, not once per point (1.15× the points/s of a per-point latent, ``bench_mesh.py``)."""
+    per chunk, not once per point (1.15× the points/s of a per-point latent on this CPU)."""
     device = next(decoder.parameters()).device
     z = latent.detach().reshape(1, -1).to(device)
 
