@@ -48,7 +48,8 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada[1].bias)
 
     def forward(self, x, c, views, pad_mask):
-        # x [B, T, d] target tokens; c [B, d] timestep embedding; views [B, K, d]; pad_mask [B, K] True = pad, or None
+        # x [B, T, d] target tokens; c [B, d] timestep embedding; views [B, K, d];
+        # pad_mask [B, K] True = pad, or None (no padding)
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)
         h = modulate(self.norm1(x), shift1, scale1)
         x = x + gate1[:, None] * self.self_attn(h, h, h, need_weights=False)[0]
