@@ -4,7 +4,7 @@ photos of meshes that do not come from the synthetic generator.
 Cold start (issue 9 target: ≤ 4 s at 128³): ``img2sdf generate photo.png -o out.glb`` as a fresh process —
 imports, SHA-256 check, load, encode, DDIM, marching cubes, GLB write — median of ``--repeats`` runs; in the
 same run the in-process time of a loaded model on the same photo (what start-up costs is the difference)
-and the import floor: a process that only imports torch, trimesh and scikit-image.
+and the import floor: a process that only imports torch, trimesh, scikit-image and img2sdf's pipeline module.
 
 Gallery (``--gallery PNG``): meshes built here with trimesh (a capsule, a mug, a CAD-like L-bracket of two
 boxes, a rocket of a cone on a cylinder, a ring, a sphere + torus), normalised like ``prepare`` does, each
@@ -80,7 +80,8 @@ def cold_start(model: str | None, photo: Path, out: Path, repeats: int) -> dict:
 
 
 def import_floor(repeats: int) -> float:
-    """Median seconds of a process that only imports what ``generate`` needs (torch, trimesh, scikit-image):
+    """Median seconds of a process that only imports what ``generate`` needs (torch, trimesh, scikit-image,
+    ``img2sdf.generate.pipeline``):
     the part of a cold start no change to img2sdf can remove."""
     code = "import torch, trimesh, skimage.measure, img2sdf.generate.pipeline"
     seconds = []

@@ -67,7 +67,7 @@ class LatentGuard:
     def _leave_one_out(self, z: np.ndarray, batch: int = 256) -> float:
         """The largest distance of a training latent to the other N − 1 (their mean and shrunk covariance).
 
-        Without latent i, with u = zᵢ − mean: the mean moves by −u/(N−1), so zᵢ sits n/(N−1)·u from it,
+        Without latent i, with u = zᵢ − mean: the mean moves by −u/(N−1), so zᵢ sits N/(N−1)·u from it,
         and the scatter matrix loses N/(N−1)·u uᵀ; the N covariances are then shrunk and solved in batches
         (one matrix inverse per shape, in one LAPACK call per batch)."""
         n = len(z)

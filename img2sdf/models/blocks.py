@@ -103,7 +103,8 @@ class ViewConditionedDiT(nn.Module):
             first[0] = True
             tokens = torch.where(drop_cond[:, None, None], self.null_view.expand_as(tokens), tokens)
             view_mask = torch.where(drop_cond[:, None], first.expand(b, k), view_mask)
-        # key_padding_mask=None also skips torch's mask check, whose first call imports sympy (~1.4 s)
+        # key_padding_mask=None also skips torch's mask check, whose first call imports sympy
+        # (0.6 s of a cold start here)
         return tokens, None if all_views else ~view_mask
 
     def trunk(self, x, t, features, poses=None, view_mask=None, pose_known=None, drop_cond=None):
