@@ -54,7 +54,7 @@ def resolve_encoder(store: ShapeStore, name: str | None) -> str:
                     f"({', '.join(cached) or 'none'}); run `img2sdf encode {store.root}` or pass --encoder")
 
 
-def resolve_views(store: ShapeStore, encoder: str, views: str = "auto") -> str:
+def resolve_views(store: ShapeStore, encoder: str, views: str = "auto", command: str = "train-dit") -> str:
     """``auto`` → ``photo`` when the photo pool of ``encoder`` is encoded, else ``renders`` (with a note:
     photos through load_view do not resemble renders as rendered)."""
     if views != "auto":
@@ -62,7 +62,7 @@ def resolve_views(store: ShapeStore, encoder: str, views: str = "auto") -> str:
     if store.features_path(feature_set(encoder, "photo")).is_file():
         return "photo"
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"train-dit: note: no photo pool for {encoder}; training on the renders as rendered, which "
+        print(f"{command}: note: no photo pool for {encoder}; training on the renders as rendered, which "
               f"photos through load_view do not resemble (run `img2sdf encode {store.root} --views photo`)")
     return "renders"
 

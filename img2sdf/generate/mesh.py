@@ -116,7 +116,7 @@ def sparse_grid(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, coarse
                 box_known |= need
             # a fine cell that the surface crosses but that has an interpolated corner: the surface left
             lo, hi = _cell_range(box_values)
-            escaped = (lo <= 0) & (hi >= 0) & ~_cell_range(box_known)[0]
+            escaped = (lo <= 0) & (hi >= 0) & ~_cell_all(box_known)
             near = np.zeros_like(refined)
             near[box] = escaped.reshape(n[0], 2, n[1], 2, n[2], 2).any(axis=(1, 3, 5)) & ~refined[box]
         r = fine
@@ -132,6 +132,15 @@ def _cell_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         np.minimum(lo, corner, out=lo)
         np.maximum(hi, corner, out=hi)
     return lo, hi
+
+
+def _cell_all(mask: np.ndarray) -> np.ndarray:
+    """Whether all 8 corners of every cell of a boolean vertex grid [A+1, B+1, C+1] are set → [A, B, C]."""
+    a, b, c = (n - 1 for n in mask.shape)
+    out = mask[:a, :b, :c].copy()
+    for i, j, k in itertools.product((0, 1), repeat=3):
+        out &= mask[i:i + a, j:j + b, k:k + c]
+    return out
 
 
 def grid_to_mesh(grid: SDFGrid, keep: str = "largest") -> trimesh.Trimesh:

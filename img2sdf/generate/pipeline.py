@@ -16,6 +16,7 @@ import torch
 from ..errors import UserError
 from ..runs.load import DecoderRun, DiTRun, load_decoder_run, load_dit_run
 from .neighbours import top_k
+from .predict import sample_targets
 
 GUARDS = ("none", "project")
 
@@ -119,21 +120,11 @@ class ImageToShape:
         """uint8 [K, H, W, 3] → features float32 [K, D]."""
         return np.asarray(self.encoder.encode(images), dtype=np.float32)
 
-    @torch.no_grad()
     def sample_latents(self, features, poses=None, view_mask=None, seed: int = 0, steps: int | None = None,
                        eta: float = 0.0, guidance: float = 0.0) -> np.ndarray:
         """DDIM (§6.1) for a batch: features [B, K, D], poses [B, K, 4, 4] or None (unknown) → [B, 64]."""
-        features = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=self.device)
-        if poses is not None:
-            poses = torch.as_tensor(np.asarray(poses), dtype=torch.float32, device=self.device)
-        if view_mask is not None:
-            view_mask = torch.as_tensor(np.asarray(view_mask), dtype=torch.bool, device=self.device)
-        model = self.dit.model
-        denoise = model.denoiser(features, poses, view_mask, guidance=guidance)
-        x = self.dit.diffusion.ddim_sample(denoise, (features.shape[0], model.cfg.latent_dim),
-                                           steps=steps or self.dit.config.sample_steps, eta=eta,
-                                           generator=torch.Generator().manual_seed(seed), device=self.device)
-        return model.unstandardise(x).cpu().numpy()
+        return sample_targets(self.dit, features, poses, seed=seed, steps=steps, view_mask=view_mask,
+                              eta=eta, guidance=guidance).numpy()
 
     def neighbours(self, latent: np.ndarray, k: int = 5) -> list[dict]:
         """The k training shapes whose latents are nearest by cosine (the §1.2 ii diagnostic)."""

@@ -7,6 +7,7 @@ what ``mesh WRUN --shape I`` meshes and what ``diagnose timesteps|ranking`` scor
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..runs.load import DiTRun
@@ -20,15 +21,22 @@ def target_dim(run: DiTRun) -> int:
 
 @torch.no_grad()
 def sample_targets(run: DiTRun, features, poses=None, seed: int = 0, steps: int | None = None,
-                   noise: torch.Tensor | None = None) -> torch.Tensor:
+                   noise: torch.Tensor | None = None, view_mask=None, eta: float = 0.0,
+                   guidance: float = 0.0) -> torch.Tensor:
     """DDIM for a batch of inputs, either DiT: features [B, K, D] (+ poses [B, K, 4, 4] or None: unknown
-    pose, the photo path) → raw targets [B, L] on the CPU (latents §6.1, MLP weights §3.2, AE latents §4);
-    the starting noise is ``noise`` [B, L] if given, else drawn from ``seed``."""
+    pose, the photo path; ``view_mask`` [B, K] marks real views) → raw targets [B, L] on the CPU (latents
+    §6.1, MLP weights §3.2, AE latents §4); the starting noise is ``noise`` [B, L] if given, else drawn from
+    ``seed``; ``eta`` > 0 is stochastic DDIM, ``guidance`` > 0 classifier-free guidance (the paper: 0, 0)."""
     device = run.model.feature_mean.device
-    features = torch.as_tensor(features, dtype=torch.float32).to(device)
-    poses = None if poses is None else torch.as_tensor(poses, dtype=torch.float32).to(device)
-    x = run.diffusion.ddim_sample(run.model.denoiser(features, poses), (features.shape[0], target_dim(run)),
-                                  steps=steps or run.config.sample_steps,
+
+    def tensor(a, dtype):
+        return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype).to(device)
+
+    features, poses, view_mask = (tensor(features, torch.float32), tensor(poses, torch.float32),
+                                  tensor(view_mask, torch.bool))
+    denoise = run.model.denoiser(features, poses, view_mask, guidance=guidance)
+    x = run.diffusion.ddim_sample(denoise, (features.shape[0], target_dim(run)),
+                                  steps=steps or run.config.sample_steps, eta=eta,
                                   generator=torch.Generator().manual_seed(seed),
                                   noise=None if noise is None else noise.to(device), device=device)
     return run.model.unstandardise(x).cpu()

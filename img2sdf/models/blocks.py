@@ -133,4 +133,5 @@ class ViewConditionedDiT(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (the paper's "~1.95 M", "~132 M" checks)."""
     return sum(p.numel() for p in model.parameters())

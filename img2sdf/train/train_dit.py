@@ -212,7 +212,7 @@ def _train_on_store(kind, data_root, target_run, out, cfg, encoder, views, pool_
 
     store = ShapeStore(data_root)
     encoder = resolve_encoder(store, encoder)
-    views = resolve_views(store, encoder, views)
+    views = resolve_views(store, encoder, views, command=kind)
     groups = tuple(pool_groups or POOL_GROUPS)
     wdit = kind == "train-wdit"
     load, key = (load_weight_pairs, "mlp_run") if wdit else (load_training_pairs, "decoder_run")
