@@ -9,7 +9,7 @@ DEMO_POOL ?= --jitter-copies 1 --random-views 32
 
 # The bundled model (img2sdf/pretrained/): the paper's 976 training shapes, CPU presets (README for timings).
 PRETRAINED ?= runs/pretrained
-PRETRAINED_FIT ?= --epochs 40
+PRETRAINED_FIT ?=
 PRETRAINED_DIT ?= --steps 12000
 
 .PHONY: venv test lint demo bench bench-deps browser-deps clean-demo pretrained
@@ -60,7 +60,7 @@ demo: $(STAMP)
 pretrained: $(STAMP)
 	$(BIN)/img2sdf prepare $(PRETRAINED)/data --source synthetic --n 976 --workers 2
 	$(BIN)/img2sdf encode $(PRETRAINED)/data --views both --jitter-copies 0 --random-views 16
-	$(BIN)/img2sdf fit $(PRETRAINED)/data --out $(PRETRAINED)/decoder --preset tiny $(PRETRAINED_FIT) \
+	$(BIN)/img2sdf fit $(PRETRAINED)/data --out $(PRETRAINED)/decoder --preset cpu $(PRETRAINED_FIT) \
 		--set threads=2 $$(test -f $(PRETRAINED)/decoder/config.json && echo --resume)
 	$(BIN)/img2sdf train-dit $(PRETRAINED)/data --decoder $(PRETRAINED)/decoder --out $(PRETRAINED)/dit \
 		--preset tiny $(PRETRAINED_DIT) $$(test -f $(PRETRAINED)/dit/config.json && echo --resume)

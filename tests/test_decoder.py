@@ -67,3 +67,15 @@ def test_bad_config_and_missing_run(tmp_path):
         SDFDecoder(DecoderConfig(layers=4, skip_layer=4))
     with pytest.raises(UserError, match="not a decoder run"):
         load_decoder_run(tmp_path)
+
+
+def test_cpu_preset_spends_the_tiny_976_budget_per_shape_on_more_steps():
+    """README, quality per compute: `cpu` = the FLOPs per shape of 40 tiny epochs, 3.5× the steps."""
+    from img2sdf.models.decoder import training_flops_per_point
+    from img2sdf.runs.configs import make_config
+
+    tiny, cpu = make_config("fit", "tiny"), make_config("fit", "cpu")
+    budget = 40 * tiny.points_per_shape * training_flops_per_point(tiny.decoder)
+    spent = cpu.epochs * cpu.points_per_shape * training_flops_per_point(cpu.decoder)
+    assert spent == pytest.approx(budget, rel=0.01)
+    assert cpu.shapes_per_step == tiny.shapes_per_step and cpu.epochs / 40 > 3.5

@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="prepared data folder (from `img2sdf prepare`)")
     parser.add_argument("--out", required=True, type=Path,
                         help="run folder to create (or to continue with --resume)")
-    add_trainer(parser, ["tiny", "pilot", "paper"],
-                "tiny: CPU minutes; pilot: the paper's 256x4 pilot; paper: 512x8, §5.2")
+    add_trainer(parser, ["tiny", "cpu", "pilot", "paper"],
+                "tiny: CPU minutes; cpu: 128x6, the CPU's best at 976 shapes (README); "
+                "pilot: the paper's 256x4 pilot; paper: 512x8, §5.2")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs (each shape once per epoch)")
     add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -31,6 +31,8 @@ class DecoderConfig:
 DECODER_PRESETS: dict[str, DecoderConfig] = {
     # CPU preset: 64 synthetic shapes in minutes (width/depth chosen by measurement, README).
     "tiny": DecoderConfig(hidden=192, layers=5, skip_layer=3),
+    # CPU at 976 shapes: the best of 8 decoders at equal training FLOPs per shape (README)
+    "cpu": DecoderConfig(hidden=128, layers=6, skip_layer=3),
     # §5.3 initial pilot: hidden 256 × 4 layers ("blob-quality meshes").
     "pilot": DecoderConfig(hidden=256, layers=4, skip_layer=2),
     # §5.2 final decoder: 512 × 8, ~1.95 M parameters.
