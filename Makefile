@@ -10,7 +10,7 @@ DEMO_POOL ?= --jitter-copies 1 --random-views 32
 # The bundled model (img2sdf/pretrained/): the paper's 976 training shapes, CPU presets (README for timings).
 PRETRAINED ?= runs/pretrained
 PRETRAINED_FIT ?=
-PRETRAINED_DIT ?= --steps 12000
+PRETRAINED_DIT ?= --steps 40000 --set model.d_model=192 --set model.layers=3 --set model.heads=6
 
 .PHONY: venv test lint demo bench bench-deps browser-deps clean-demo pretrained
 
@@ -65,7 +65,7 @@ pretrained: $(STAMP)
 	$(BIN)/img2sdf train-dit $(PRETRAINED)/data --decoder $(PRETRAINED)/decoder --out $(PRETRAINED)/dit \
 		--preset tiny $(PRETRAINED_DIT) $$(test -f $(PRETRAINED)/dit/config.json && echo --resume)
 	$(BIN)/img2sdf eval-gen --model $(PRETRAINED)/dit --out $(PRETRAINED)/eval --protocols photo \
-		--splits test --max-shapes 60 --reconstruct-steps 100 --recall-shapes 200
+		--splits test --reconstruct-steps 100 --recall-shapes 200
 	$(BIN)/img2sdf bundle $(PRETRAINED)/dit --out img2sdf/pretrained --metrics $(PRETRAINED)/eval/metrics.json \
 		--note "make pretrained"
 
