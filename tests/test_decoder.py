@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from img2sdf.errors import UserError
+from img2sdf.models.blocks import count_parameters
 from img2sdf.models.decoder import (
     DECODER_PRESETS,
     DecoderConfig,
     SDFDecoder,
-    count_parameters,
     positional_encoding,
 )
 from img2sdf.runs import load_decoder_run

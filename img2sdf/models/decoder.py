@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .blocks import count_parameters  # noqa: F401  (re-exported: the decoder's tests count with it)
 
 
 @dataclass
