@@ -14,8 +14,10 @@ from img2sdf.models.decoder import (
     DecoderConfig,
     SDFDecoder,
     positional_encoding,
+    training_flops_per_point,
 )
 from img2sdf.runs import load_decoder_run
+from img2sdf.runs.configs import make_config
 
 
 def test_paper_decoder_has_the_papers_parameter_count():
@@ -71,9 +73,6 @@ def test_bad_config_and_missing_run(tmp_path):
 
 def test_cpu_preset_spends_the_tiny_976_budget_per_shape_on_more_steps():
     """README, quality per compute: `cpu` = the FLOPs per shape of 40 tiny epochs, 3.5× the steps."""
-    from img2sdf.models.decoder import training_flops_per_point
-    from img2sdf.runs.configs import make_config
-
     tiny, cpu = make_config("fit", "tiny"), make_config("fit", "cpu")
     budget = 40 * tiny.points_per_shape * training_flops_per_point(tiny.decoder)
     spent = cpu.epochs * cpu.points_per_shape * training_flops_per_point(cpu.decoder)

@@ -125,21 +125,22 @@ def sparse_grid(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, coarse
 
 def _cell_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max over the 8 corners of every cell of a vertex grid [A+1, B+1, C+1] → two [A, B, C]."""
-    a, b, c = (n - 1 for n in values.shape)
-    lo, hi = values[:a, :b, :c].copy(), values[:a, :b, :c].copy()
-    for i, j, k in itertools.product((0, 1), repeat=3):
-        corner = values[i:i + a, j:j + b, k:k + c]
-        np.minimum(lo, corner, out=lo)
-        np.maximum(hi, corner, out=hi)
-    return lo, hi
+    return _over_corners(values, np.minimum, np.maximum)
 
 
 def _cell_all(mask: np.ndarray) -> np.ndarray:
     """Whether all 8 corners of every cell of a boolean vertex grid [A+1, B+1, C+1] are set → [A, B, C]."""
-    a, b, c = (n - 1 for n in mask.shape)
-    out = mask[:a, :b, :c].copy()
+    return _over_corners(mask, np.logical_and)[0]
+
+
+def _over_corners(values: np.ndarray, *ufuncs: np.ufunc) -> tuple[np.ndarray, ...]:
+    """Each binary ufunc folded over the 8 corners of every cell, in one pass over the corners."""
+    a, b, c = (n - 1 for n in values.shape)
+    out = tuple(values[:a, :b, :c].copy() for _ in ufuncs)
     for i, j, k in itertools.product((0, 1), repeat=3):
-        out &= mask[i:i + a, j:j + b, k:k + c]
+        corner = values[i:i + a, j:j + b, k:k + c]
+        for ufunc, acc in zip(ufuncs, out, strict=True):
+            ufunc(acc, corner, out=acc)
     return out
 
 

@@ -29,8 +29,10 @@ def sample_targets(run: DiTRun, features, poses=None, seed: int = 0, steps: int 
     ``seed``; ``eta`` > 0 is stochastic DDIM, ``guidance`` > 0 classifier-free guidance (the paper: 0, 0)."""
     device = run.model.feature_mean.device
 
-    def tensor(a, dtype):
-        return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype).to(device)
+    def tensor(a, dtype):  # tensors on any device, arrays, or lists of arrays (np.asarray: one copy)
+        if a is None:
+            return None
+        return torch.as_tensor(a if isinstance(a, torch.Tensor) else np.asarray(a), dtype=dtype).to(device)
 
     features, poses, view_mask = (tensor(features, torch.float32), tensor(poses, torch.float32),
                                   tensor(view_mask, torch.bool))
