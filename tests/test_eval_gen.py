@@ -72,6 +72,10 @@ def test_eval_gen_photo_and_known_pose_protocols(tiny_runs, tmp_path, capsys):  
     assert metrics["diagnostics"]["known_pose"]["recall"]["recall_top1"] == 1.0
     # (chance is 1/6; the two spheres differ only in size, which a re-framed photo cannot show)
     assert metrics["diagnostics"]["photo"]["recall"]["recall_top1"] >= 3 / 6
+    # retrieval's own identity check: a training render's nearest training views are its own (the two
+    # spheres, alike once framed, may swap), so the encoder can tell these shapes apart
+    assert metrics["diagnostics"]["known_pose"]["recall"]["retrieval_top1"] >= 5 / 6
+    assert 0.0 <= metrics["diagnostics"]["photo"]["recall"]["retrieval_top1"] <= 1.0
     # the photo inputs are real files, one per held-out shape and view, read back by load_view
     photos = json.loads((out / "photos" / "photos.json").read_text())
     held_out = {"obj_0006", "obj_0007", "obj_0008"}
