@@ -51,9 +51,10 @@ def client(model, tmp_path):
 def test_upload_gives_the_pipelines_mesh_preview_and_neighbours(client, model, tiny_runs, tmp_path):  # noqa: F811
     photo = studio_photo(tiny_runs, 2)
     r = client.post("/api/generate", files=[("images", ("box.jpg", photo, "image/jpeg"))],
-                    data={**FAST, "seed": "3"})
+                    data={**FAST, "seed": "3", "samples": "3"})
     assert r.status_code == 200, r.text
     answer = r.json()
+    assert answer["samples"] == 3
     assert set(answer["timings"]) == {"decode", "encode", "sample", "mesh", "preview", "total"}
     assert answer["warnings"] == [] and answer["views"] == 1 and answer["watertight"]
 
@@ -65,7 +66,7 @@ def test_upload_gives_the_pipelines_mesh_preview_and_neighbours(client, model, t
 
     # The server runs the real pipeline: the same view and seed called directly give the same result.
     (tmp_path / "box.jpg").write_bytes(photo)
-    direct = model.generate(load_view(tmp_path / "box.jpg")[None], seed=3, steps=10, resolution=32)
+    direct = model.generate(load_view(tmp_path / "box.jpg")[None], seed=3, steps=10, resolution=32, samples=3)
     assert len(direct.mesh.faces) == answer["faces"]
     assert [(n["obj_idx"], n["category"]) for n in answer["neighbours"]] == \
         [(n["obj_idx"], n["category"]) for n in direct.neighbours]
@@ -110,6 +111,8 @@ def test_busy_background_and_several_views(client, tiny_runs):  # noqa: F811
     ([("a.jpg", b"x")], {"steps": "many"}, "steps: 'many' is not a whole number"),
     ([("a.jpg", b"x")], {"resolution": "100"}, "resolution: 100 is not offered"),
     ([("a.jpg", b"x")], {"seed": "-1"}, "seed: -1 is out of range"),
+    ([("a.jpg", b"x")], {"samples": "0"}, "samples: 0 is out of range"),
+    ([("a.jpg", b"x")], {"samples": "65"}, "samples: 65 is out of range"),
 ])
 def test_bad_uploads_are_400_with_one_line(client, files, data, message):
     r = client.post("/api/generate", files=[("images", (n, b, "image/png")) for n, b in files] or None,
@@ -141,6 +144,7 @@ def test_page_and_info(client, model):
     assert client.get("/static/app.js").status_code == 200
     info = client.get("/api/info").json()
     assert info["steps"] == model.dit.config.sample_steps and info["max_images"] == 8
+    assert (info["samples"], info["max_samples"]) == (server.DEFAULT_SAMPLES, server.MAX_SAMPLES)
 
 
 def test_result_store_keeps_the_most_recently_used(tmp_path):

@@ -145,3 +145,30 @@ def test_generate_rejects_bad_arguments(tiny_runs, tmp_path, capsys):
     missing = str(tmp_path / "missing.png")
     assert main(["generate", missing, "--model", model, "-o", str(tmp_path / "x.glb")]) == 2
     assert "no such image" in capsys.readouterr().err
+    assert main(["generate", image, "--model", model, "-o", str(tmp_path / "x.glb"), "--samples", "0"]) == 2
+    assert "samples: 0 is out of range" in capsys.readouterr().err
+
+
+def test_samples_pick_the_mean_or_the_medoid_of_ddim_samples_from_consecutive_noise(tiny_runs):
+    """``samples=S`` runs S DDIM samples whose starting noise is the seed's draw of S × B rows, sample-major
+    (so the first is the one-sample result); ``mean`` averages them, ``medoid`` returns the one nearest that
+    mean in the DiT's standardised space."""
+    from img2sdf.generate.predict import sample_targets
+    from img2sdf.runs.load import load_dit_run
+
+    run = load_dit_run(tiny_runs["dit"])
+    feats, _, _ = ShapeStore(tiny_runs["data"]).load_features(run.info["encoder"] + "@photo")
+    views = torch.as_tensor(np.asarray(feats[[0, 2, 4], :2], dtype=np.float32))  # B = 3 inputs, 2 views
+    noise = torch.randn(4 * 3, 64, generator=torch.Generator().manual_seed(5)).view(4, 3, 64)
+    singles = torch.stack([sample_targets(run, views, steps=8, noise=noise[s]) for s in range(4)])
+    mean = sample_targets(run, views, seed=5, steps=8, samples=4, pick="mean")
+    assert torch.allclose(mean, singles.mean(0), atol=1e-5)
+    assert torch.allclose(sample_targets(run, views, seed=5, steps=8), singles[0], atol=1e-6)
+    assert (mean - singles[0]).abs().max() > 1e-3  # the samples differ: the choice matters
+    medoid = sample_targets(run, views, seed=5, steps=8, samples=4, pick="medoid")
+    standardised = run.model.standardise(singles)
+    nearest = (standardised - standardised.mean(0)).pow(2).sum(-1).argmin(0)
+    assert torch.allclose(medoid, singles[nearest, torch.arange(3)], atol=1e-5)
+    for bad in ({"samples": 0}, {"pick": "mode"}):
+        with pytest.raises(ValueError):
+            sample_targets(run, views, **bad)

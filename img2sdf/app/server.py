@@ -1,7 +1,7 @@
 """The web demo's FastAPI app: upload 1-8 photos → the §6 pipeline → a turntable preview and a mesh download.
 
-``POST /api/generate`` (multipart: ``images`` files, ``seed``/``steps``/``resolution`` fields) runs
-:meth:`ImageToShape.generate` in a worker thread, one request at a time, and answers JSON with the stage
+``POST /api/generate`` (multipart: ``images`` files, ``seed``/``steps``/``samples``/``resolution`` fields)
+runs :meth:`ImageToShape.generate` in a worker thread, one request at a time, and answers JSON with the stage
 timings, the top-5 training neighbours by latent cosine (§1.2 ii), any busy-background warnings and the URLs
 of the preview strip and the mesh (GLB, or OBJ/STL converted on first request). Bad input answers HTTP 400
 ``{"error": "one line"}``. Each result lives in its own folder; only the most recently used are kept.
@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import UserError
+from ..generate import DEFAULT_SAMPLES, MAX_SAMPLES
 
 STATIC = Path(__file__).parent / "static"
 MAX_VIEWS = 8
@@ -79,6 +80,7 @@ class Options:
     seed: int = 0
     steps: int | None = None  # None: the run's own sample_steps
     resolution: int = 128
+    samples: int = DEFAULT_SAMPLES  # DDIM samples averaged into the meshed latent
 
 
 class ResultStore:
@@ -158,13 +160,14 @@ class DemoService:
         dit = self.model.dit
         return {"model": str(dit.path), "encoder": dit.info.get("encoder", "?"),
                 "steps": dit.config.sample_steps, "max_steps": min(MAX_STEPS, dit.diffusion.timesteps),
+                "samples": DEFAULT_SAMPLES, "max_samples": MAX_SAMPLES,
                 "max_images": MAX_VIEWS, "max_image_mb": MAX_IMAGE_MB, "resolutions": list(RESOLUTIONS),
                 "training_shapes": len(self.model.train_obj_idx)}
 
     def parse_options(self, fields: dict[str, str]) -> Options:
         """Form fields → :class:`Options`; blank fields keep their defaults."""
         values = {}
-        for name in ("seed", "steps", "resolution"):
+        for name in ("seed", "steps", "resolution", "samples"):
             raw = (fields.get(name) or "").strip()
             if raw:
                 try:
@@ -177,6 +180,8 @@ class DemoService:
         max_steps = min(MAX_STEPS, self.model.dit.diffusion.timesteps)
         if opts.steps is not None and not 1 <= opts.steps <= max_steps:
             raise UserError(f"steps: {opts.steps} is out of range; use 1 to {max_steps}")
+        if not 1 <= opts.samples <= MAX_SAMPLES:
+            raise UserError(f"samples: {opts.samples} is out of range; use 1 to {MAX_SAMPLES}")
         if opts.resolution not in RESOLUTIONS:
             raise UserError(f"resolution: {opts.resolution} is not offered; use one of "
                             f"{', '.join(map(str, RESOLUTIONS))}")
@@ -233,7 +238,7 @@ class DemoService:
                          "without camera poses may give poor shapes")
         decode = time.perf_counter() - t0
         result = self.model.generate(views, None, seed=opts.seed, steps=opts.steps,
-                                     resolution=opts.resolution)
+                                     resolution=opts.resolution, samples=opts.samples)
         mesh = result.mesh
         if cancel.is_set():
             raise Cancelled()
@@ -249,7 +254,8 @@ class DemoService:
         base = f"/api/results/{rid}"
         return {
             "id": rid, "views": len(views), "seed": opts.seed,
-            "steps": opts.steps or self.model.dit.config.sample_steps, "resolution": opts.resolution,
+            "steps": opts.steps or self.model.dit.config.sample_steps, "samples": opts.samples,
+            "resolution": opts.resolution,
             "vertices": len(mesh.vertices), "faces": len(mesh.faces), "watertight": bool(mesh.is_watertight),
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "neighbours": [{"rank": i + 1, "obj_idx": n["obj_idx"], "uid": n["uid"],

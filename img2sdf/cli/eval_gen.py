@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import add_device
+from .options import add_device, add_samples
 
 HELP = "held-out evaluation of generation vs retrieval vs reconstruct (writes metrics.json + report)"
 
@@ -32,6 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resolution", type=int, default=64, help="marching-cubes resolution of every mesh")
     parser.add_argument("--points", type=int, default=20_000, help="sample points per metric")
     parser.add_argument("--steps", type=int, default=0, help="DDIM steps (0 = the run's own)")
+    add_samples(parser)
     parser.add_argument("--reconstruct-steps", type=int, default=600,
                         help="latent-fitting iterations of the reconstruct reference")
     parser.add_argument("--pictures", type=int, default=6, help="shapes per split shown in the report")
@@ -50,6 +51,7 @@ def eval_config(args):
     """The :class:`~img2sdf.eval.generation_eval.EvalGenConfig` the flags describe."""
     from ..errors import UserError
     from ..eval.generation_eval import PROTOCOLS, EvalGenConfig
+    from ..generate import MAX_SAMPLES
 
     try:
         views = tuple(int(v) for v in args.views.split(","))
@@ -57,6 +59,8 @@ def eval_config(args):
         raise UserError(f"--views {args.views!r}: give comma-separated integers such as 1,4") from e
     if any(not 1 <= v <= 8 for v in views):
         raise UserError(f"--views {args.views!r}: each must be between 1 and 8")
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise UserError(f"--samples {args.samples}: use 1 to {MAX_SAMPLES}")
     protocols = tuple(p for p in args.protocols.split(",") if p)
     if not protocols or any(p not in PROTOCOLS for p in protocols):
         raise UserError(f"--protocols {args.protocols!r}: choose from {', '.join(PROTOCOLS)}")
@@ -64,7 +68,8 @@ def eval_config(args):
                         protocols=protocols,
                         recall_shapes=args.recall_shapes,
                         max_shapes=args.max_shapes, resolution=args.resolution, n_points=args.points,
-                        steps=args.steps, known_poses=not args.unknown_poses,
+                        steps=args.steps, samples=args.samples, pick=args.pick,
+                        known_poses=not args.unknown_poses,
                         reconstruct_steps=args.reconstruct_steps, pictures=args.pictures, seed=args.seed)
     return cfg
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .options import add_device
+from .options import add_device, add_samples
 
 HELP = "image(s) → mesh with a trained latent DiT (GLB/OBJ/PLY/STL by extension)"
 MESH_FORMATS = (".glb", ".obj", ".ply", ".stl")
@@ -33,6 +33,7 @@ def add_arguments(parser) -> None:
                         help=f"output mesh; the format follows the extension ({', '.join(MESH_FORMATS)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's, 50)")
+    add_samples(parser)
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes grid resolution")
     parser.add_argument("--guidance", type=float, default=0.0,
                         help="classifier-free guidance scale (needs a run trained with cfg_dropout > 0)")
@@ -98,7 +99,8 @@ def run(args) -> int:
     images = np.stack([load_render(p) if as_rendered else load_view(p) for p in args.images])
     poses = load_poses(args.poses, args.images) if args.poses else None
     result = model.generate(images, poses, seed=args.seed, steps=args.steps, resolution=args.resolution,
-                            guidance=args.guidance, guard=args.guard)
+                            guidance=args.guidance, guard=args.guard, samples=args.samples,
+                            pick=args.pick)
     write_mesh(args.out, result.mesh)
     if args.preview:
         from ..eval.gallery import thumbnail

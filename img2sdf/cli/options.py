@@ -12,6 +12,18 @@ def add_device(parser, what: str = "the model") -> None:
                              f"or mps; a missing device is an error")
 
 
+def add_samples(parser) -> None:
+    from ..generate import DEFAULT_PICK, DEFAULT_SAMPLES, MAX_SAMPLES, PICKS
+
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                        help=f"DDIM samples drawn per input, 1 to {MAX_SAMPLES} (1 = one sample, as in the "
+                             f"paper)")
+    parser.add_argument("--pick", default=DEFAULT_PICK, choices=PICKS,
+                        help="which latent of the samples is meshed: medoid (the sample nearest their mean: "
+                             "a real sample) or mean (their mean: a posterior-mean estimate that can blend "
+                             "unlike shapes when the input is ambiguous)")
+
+
 def add_trainer(parser, presets: list[str], preset_help: str, amp: bool = True) -> None:
     parser.add_argument("--preset", default=None, choices=presets,
                         help=f"{preset_help} (default: tiny; on --resume: the run's own settings)")

@@ -42,6 +42,7 @@ import torch
 
 from ..data.store import shape_name
 from ..errors import UserError
+from ..generate import DEFAULT_PICK, DEFAULT_SAMPLES
 from ..generate.neighbours import top_k
 from ..io import write_json
 from .diagnostics import collapse_stats, recall_stats
@@ -63,6 +64,8 @@ class EvalGenConfig:
     resolution: int = 64  # marching cubes for every decoded mesh
     n_points: int = 20_000  # surface / volume samples per metric
     steps: int = 0  # DDIM steps; 0 = the run's own (50)
+    samples: int = DEFAULT_SAMPLES  # DDIM samples per input, reduced by ``pick``, as `generate` does
+    pick: str = DEFAULT_PICK
     known_poses: bool = True  # known_pose protocol: condition on the true poses (False: unknown-pose token)
     reconstruct_steps: int = 600  # latent-fitting iterations of the reconstruct reference
     reconstruct_points: int = 2048  # SDF samples per latent-fitting iteration
@@ -323,6 +326,7 @@ def evaluate_generation(model, store, cfg: EvalGenConfig, encoder_name: str, pro
                              "training views (features standardised with the DiT's training statistics)",
                 "dit_training_views": inputs.views_kind,
                 "ddim_steps": cfg.steps or model.dit.config.sample_steps,
+                "ddim_samples": f"{cfg.samples} per input, their {cfg.pick} decoded (1 = one sample)",
                 "reconstruct": {"steps": cfg.reconstruct_steps, "points_per_step": cfg.reconstruct_points},
                 "encoder": encoder_name,
                 "n_train_shapes": len(train_rows),
@@ -345,7 +349,8 @@ def _evaluate_views(model, meshes: _Meshes, shapes, feats, poses, train_feats, m
     from ..generate.reconstruct import reconstruct_latent
 
     train_rows = model.train_obj_idx
-    latents = model.sample_latents(feats, poses, seed=cfg.seed, steps=cfg.steps or None)
+    latents = model.sample_latents(feats, poses, seed=cfg.seed, steps=cfg.steps or None, samples=cfg.samples,
+                                   pick=cfg.pick)
     top1 = top_k(latents, model.train_latents, 1)[0][:, 0]
     collapse = collapse_stats(np.asarray(train_rows)[top1], len(train_rows))
     retrieved = retrieve_nearest(unit_rows((feats - mean) / std), train_feats)
@@ -439,7 +444,8 @@ def _recall(model, inputs: PhotoInputs, protocol: str, cfg: EvalGenConfig, train
         view = np.array([[choose_views(i, inputs.render_features.shape[1], cfg.seed)[0]] for i in ids])
         feats, pose = inputs.known_pose(ids, view)
         pose = pose if cfg.known_poses else None
-    latents = model.sample_latents(feats, pose, seed=cfg.seed, steps=cfg.steps or None)
+    latents = model.sample_latents(feats, pose, seed=cfg.seed, steps=cfg.steps or None, samples=cfg.samples,
+                                   pick=cfg.pick)
     retrieved = retrieve_nearest(unit_rows((feats - mean) / std), train_feats)
     return recall_stats(latents, model.train_latents, rows) | {
         "views": 1, "retrieval_top1": float(np.mean(retrieved == rows))}

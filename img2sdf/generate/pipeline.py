@@ -15,10 +15,12 @@ import torch
 
 from ..errors import UserError
 from ..runs.load import DecoderRun, DiTRun, load_decoder_run, load_dit_run
+from . import DEFAULT_PICK, DEFAULT_SAMPLES, MAX_SAMPLES, PICKS
 from .neighbours import top_k
 from .predict import sample_targets
 
 GUARDS = ("none", "project")
+
 
 
 @dataclass
@@ -121,10 +123,13 @@ class ImageToShape:
         return np.asarray(self.encoder.encode(images), dtype=np.float32)
 
     def sample_latents(self, features, poses=None, view_mask=None, seed: int = 0, steps: int | None = None,
-                       eta: float = 0.0, guidance: float = 0.0) -> np.ndarray:
-        """DDIM (§6.1) for a batch: features [B, K, D], poses [B, K, 4, 4] or None (unknown) → [B, 64]."""
+                       eta: float = 0.0, guidance: float = 0.0, samples: int = 1,
+                       pick: str = DEFAULT_PICK) -> np.ndarray:
+        """DDIM (§6.1) for a batch: features [B, K, D], poses [B, K, 4, 4] or None (unknown) → [B, 64];
+        ``samples`` > 1: that many samples per input, reduced to one by ``pick``
+        (``predict.sample_targets``)."""
         return sample_targets(self.dit, features, poses, seed=seed, steps=steps, view_mask=view_mask,
-                              eta=eta, guidance=guidance).numpy()
+                              eta=eta, guidance=guidance, samples=samples, pick=pick).numpy()
 
     def neighbours(self, latent: np.ndarray, k: int = 5) -> list[dict]:
         """The k training shapes whose latents are nearest by cosine (the §1.2 ii diagnostic)."""
@@ -143,8 +148,9 @@ class ImageToShape:
 
     def generate(self, images: np.ndarray, poses: np.ndarray | None = None, seed: int = 0,
                  steps: int | None = None, resolution: int = 128, guidance: float = 0.0,
-                 guard: str = "none") -> Generated:
-        """1-8 views uint8 [K, H, W, 3] (+ optional camera-to-world poses [K, 4, 4]) → a mesh, timed.
+                 guard: str = "none", samples: int = DEFAULT_SAMPLES, pick: str = DEFAULT_PICK) -> Generated:
+        """1-8 views uint8 [K, H, W, 3] (+ optional camera-to-world poses [K, 4, 4]) → a mesh, timed; the
+        latent is the ``pick`` (medoid or mean) of ``samples`` DDIM samples (1: one sample, as in the paper).
 
         ``warnings`` says when the sampled latent is off the training range or the mesh is degenerate;
         ``guard="project"`` pulls an off-range latent back to the range before meshing."""
@@ -154,13 +160,17 @@ class ImageToShape:
             raise UserError(f"give 1 to 8 images, got {len(images)}")
         if guard not in GUARDS:
             raise UserError(f"guard {guard!r}: choose one of {', '.join(GUARDS)}")
+        if not 1 <= samples <= MAX_SAMPLES:
+            raise UserError(f"samples: {samples} is out of range; use 1 to {MAX_SAMPLES}")
+        if pick not in PICKS:
+            raise UserError(f"pick {pick!r}: choose one of {', '.join(PICKS)}")
         timings = {}
         t = time.perf_counter()
         features = self.encode(images)
         timings["encode"] = time.perf_counter() - t
         t = time.perf_counter()
         latent = self.sample_latents(features[None], None if poses is None else np.asarray(poses)[None],
-                                     seed=seed, steps=steps, guidance=guidance)[0]
+                                     seed=seed, steps=steps, guidance=guidance, samples=samples, pick=pick)[0]
         timings["sample"] = time.perf_counter() - t
         check = self.guard.check(latent)
         warnings = []

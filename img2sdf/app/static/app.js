@@ -59,7 +59,8 @@ function showResult(r) {
   $("inputs").src = r.inputs;
   for (const fmt of ["glb", "obj", "stl"]) $(`download-${fmt}`).href = r.downloads[fmt];
   $("mesh-stats").textContent = `${r.vertices.toLocaleString()} vertices, ${r.faces.toLocaleString()} faces, `
-    + `${r.watertight ? "watertight" : "not watertight"} · seed ${r.seed}, ${r.steps} steps, ${r.resolution}³`;
+    + `${r.watertight ? "watertight" : "not watertight"} · seed ${r.seed}, ${r.steps} steps, `
+    + `mean of ${r.samples} sample${r.samples === 1 ? "" : "s"}, ${r.resolution}³`;
   fillTable($("neighbours").tBodies[0], r.neighbours.map((n) => [
     n.rank, n.category, `obj_${String(n.obj_idx).padStart(4, "0")}`, n.cos.toFixed(4)]));
   fillTable($("timings").tBodies[0], Object.entries(r.timings).map(([k, v]) => [k, `${v.toFixed(2)} s`]));
@@ -75,7 +76,7 @@ $("generate-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const body = new FormData();
   for (const f of chosen) body.append("images", f, f.name);
-  for (const name of ["seed", "steps", "resolution"]) body.append(name, $(name).value);
+  for (const name of ["seed", "steps", "samples", "resolution"]) body.append(name, $(name).value);
   showError("");
   $("result").hidden = true;  // an earlier result under a new error would read as this upload's
   $("generate").disabled = true;
@@ -102,6 +103,8 @@ fetch("/api/info").then((r) => r.json()).then((info) => {
   limits = info;
   $("steps").placeholder = `${info.steps} (default)`;
   $("steps").max = info.max_steps;
+  $("samples").placeholder = `${info.samples} (default)`;
+  $("samples").max = info.max_samples;
   $("resolution").replaceChildren(...info.resolutions.map((n) => {
     const option = new Option(`${n}³`, n, false, n === 128);
     return option;
