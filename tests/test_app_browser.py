@@ -85,6 +85,8 @@ def test_upload_generate_preview_and_download_in_chromium(live_server, browser, 
 
     page.set_input_files("#images", str(photo))
     page.fill("#steps", "10")
+    assert page.get_attribute("#samples", "placeholder") == "16 (default)"
+    page.fill("#samples", "3")
     page.select_option("#resolution", "32")
     page.click("#generate")
     page.wait_for_function("document.querySelector('#preview').naturalWidth > 0")
@@ -92,6 +94,7 @@ def test_upload_generate_preview_and_download_in_chromium(live_server, browser, 
     assert page.eval_on_selector("#preview", "img => img.naturalWidth / img.naturalHeight") == 4
     assert page.locator("#neighbours tbody tr").count() == 5
     assert page.inner_text("#status").startswith("Done in")
+    assert "10 steps, 3 samples, 32³" in page.inner_text("#mesh-stats")  # the form reached the server
 
     with page.expect_download() as download:
         page.click("#download-glb")

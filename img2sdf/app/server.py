@@ -80,7 +80,7 @@ class Options:
     seed: int = 0
     steps: int | None = None  # None: the run's own sample_steps
     resolution: int = 128
-    samples: int = DEFAULT_SAMPLES  # DDIM samples averaged into the meshed latent
+    samples: int = DEFAULT_SAMPLES  # DDIM samples drawn; their medoid is meshed (generate's default pick)
 
 
 class ResultStore:

@@ -60,7 +60,7 @@ function showResult(r) {
   for (const fmt of ["glb", "obj", "stl"]) $(`download-${fmt}`).href = r.downloads[fmt];
   $("mesh-stats").textContent = `${r.vertices.toLocaleString()} vertices, ${r.faces.toLocaleString()} faces, `
     + `${r.watertight ? "watertight" : "not watertight"} · seed ${r.seed}, ${r.steps} steps, `
-    + `mean of ${r.samples} sample${r.samples === 1 ? "" : "s"}, ${r.resolution}³`;
+    + `${r.samples} sample${r.samples === 1 ? "" : "s"}, ${r.resolution}³`;
   fillTable($("neighbours").tBodies[0], r.neighbours.map((n) => [
     n.rank, n.category, `obj_${String(n.obj_idx).padStart(4, "0")}`, n.cos.toFixed(4)]));
   fillTable($("timings").tBodies[0], Object.entries(r.timings).map(([k, v]) => [k, `${v.toFixed(2)} s`]));
