@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-shapes", type=int, default=0, help="per split; 0 = all")
     parser.add_argument("--resolution", type=int, default=0, help="marching cubes; 0 = 128 tiny, else 256")
     parser.add_argument("--points", type=int, default=100_000, help="surface / IoU points per mesh")
-    parser.add_argument("--reconstruct-steps", type=int, default=300, help="latent fit steps (test)")
+    parser.add_argument("--reconstruct-steps", type=int, default=600,
+                        help="latent fit steps (test), as `img2sdf reconstruct`")
     parser.add_argument("--pictures", type=int, default=12, help="thumbnails per split (worst first)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0 = torch's default; 1 is faster on a busy shared machine)")
