@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_generate import tiny_runs  # noqa: F401  (the shared tiny store + decoder + DiT fixture)
 
 from img2sdf.cli.main import main
@@ -123,3 +124,11 @@ def test_study_subset_store_keeps_held_out_splits_and_balances_categories(tiny_r
     for name in ("meshes", "shapes", "renders", "features"):  # the big store's files, linked, not copied
         assert (sub.root / name).resolve() == (source.root / name).resolve()
     assert sub.load_mesh(0).is_watertight
+
+
+@pytest.mark.parametrize("flags", [["--samples", "0"], ["--samples", "65"]])
+def test_eval_gen_refuses_a_sample_count_out_of_range(tmp_path, capsys, flags):
+    rc = main(["eval-gen", "--model", str(tmp_path / "dit"), "--out", str(tmp_path / "eval"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.endswith(f"samples: {flags[1]} is out of range; use 1 to 64")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "eval").exists()

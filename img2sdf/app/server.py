@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import UserError
-from ..generate import DEFAULT_SAMPLES, MAX_SAMPLES
+from ..generate import DEFAULT_SAMPLES, MAX_SAMPLES, check_sampling
 
 STATIC = Path(__file__).parent / "static"
 MAX_VIEWS = 8
@@ -180,8 +180,7 @@ class DemoService:
         max_steps = min(MAX_STEPS, self.model.dit.diffusion.timesteps)
         if opts.steps is not None and not 1 <= opts.steps <= max_steps:
             raise UserError(f"steps: {opts.steps} is out of range; use 1 to {max_steps}")
-        if not 1 <= opts.samples <= MAX_SAMPLES:
-            raise UserError(f"samples: {opts.samples} is out of range; use 1 to {MAX_SAMPLES}")
+        check_sampling(opts.samples)
         if opts.resolution not in RESOLUTIONS:
             raise UserError(f"resolution: {opts.resolution} is not offered; use one of "
                             f"{', '.join(map(str, RESOLUTIONS))}")

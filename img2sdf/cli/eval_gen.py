@@ -51,7 +51,7 @@ def eval_config(args):
     """The :class:`~img2sdf.eval.generation_eval.EvalGenConfig` the flags describe."""
     from ..errors import UserError
     from ..eval.generation_eval import PROTOCOLS, EvalGenConfig
-    from ..generate import MAX_SAMPLES
+    from ..generate import check_sampling
 
     try:
         views = tuple(int(v) for v in args.views.split(","))
@@ -59,8 +59,7 @@ def eval_config(args):
         raise UserError(f"--views {args.views!r}: give comma-separated integers such as 1,4") from e
     if any(not 1 <= v <= 8 for v in views):
         raise UserError(f"--views {args.views!r}: each must be between 1 and 8")
-    if not 1 <= args.samples <= MAX_SAMPLES:
-        raise UserError(f"--samples {args.samples}: use 1 to {MAX_SAMPLES}")
+    check_sampling(args.samples, args.pick)
     protocols = tuple(p for p in args.protocols.split(",") if p)
     if not protocols or any(p not in PROTOCOLS for p in protocols):
         raise UserError(f"--protocols {args.protocols!r}: choose from {', '.join(PROTOCOLS)}")

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import UserError
 from ..runs.load import DecoderRun, DiTRun, load_decoder_run, load_dit_run
-from . import DEFAULT_PICK, DEFAULT_SAMPLES, MAX_SAMPLES, PICKS
+from . import DEFAULT_PICK, DEFAULT_SAMPLES, check_sampling
 from .neighbours import top_k
 from .predict import sample_targets
 
@@ -160,10 +160,7 @@ class ImageToShape:
             raise UserError(f"give 1 to 8 images, got {len(images)}")
         if guard not in GUARDS:
             raise UserError(f"guard {guard!r}: choose one of {', '.join(GUARDS)}")
-        if not 1 <= samples <= MAX_SAMPLES:
-            raise UserError(f"samples: {samples} is out of range; use 1 to {MAX_SAMPLES}")
-        if pick not in PICKS:
-            raise UserError(f"pick {pick!r}: choose one of {', '.join(PICKS)}")
+        check_sampling(samples, pick)
         timings = {}
         t = time.perf_counter()
         features = self.encode(images)
